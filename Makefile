@@ -1,0 +1,65 @@
+# reluscope — build, test, demo, bench.   `make help` lists the targets.
+CC       := mpicc
+OPT      ?= -O3 -march=native
+CFLAGS   ?= $(OPT) -std=c11 -Wall -Wextra -Werror -pedantic -D_GNU_SOURCE -g
+CPPFLAGS += -Iinclude
+LDLIBS   := -lscalapack-openmpi -lnetcdf -lopenblas -lz -lm
+BUILD    ?= build
+BIN      ?= bin
+
+SRC      := $(wildcard src/*.c)
+LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/main.c,$(SRC)))
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+
+.PHONY: all test tests check-asan demo report bench deps clean help
+all: $(BIN)/reluscope
+
+$(BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libreluscope.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BIN)/reluscope: $(BUILD)/main.o $(BUILD)/libreluscope.a | $(BIN)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libreluscope.a | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $< $(BUILD)/libreluscope.a -o $@ $(LDLIBS)
+
+tests: $(BIN)/reluscope $(TEST_BIN)
+
+$(BUILD) $(BUILD)/tests $(BIN):
+	mkdir -p $@
+
+# Every test: C unit tests in one process, then the CLI/MPI scripts.
+test: tests
+	BUILD=$(BUILD) BIN=$(BIN) bash tests/run.sh
+
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+check-asan:
+	$(MAKE) BUILD=build-asan BIN=build-asan/bin \
+	  OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+deps:
+	bash scripts/install-deps.sh
+
+demo: all
+	bash scripts/demo.sh
+
+report:
+	bash scripts/report.sh
+
+bench: all
+	bash bench/run.sh
+
+clean:
+	rm -rf build build-asan bin
+
+help:
+	@echo "make            build bin/reluscope"
+	@echo "make test       run every test (prints 'N passed, N failed')"
+	@echo "make check-asan the tests under ASan/UBSan"
+	@echo "make demo       prepare the Brown corpus and run the default sweep"
+	@echo "make bench      the benchmark table (SPEC §6)"
+	@echo "make deps       install the Debian packages (root)"

@@ -1,0 +1,9 @@
+/* cli.h — the subcommands of bin/reluscope (main.c dispatches). Each returns
+ * the process exit code and handles its own --help. */
+#ifndef RELUSCOPE_CLI_H
+#define RELUSCOPE_CLI_H
+int cmd_train(int argc, char **argv);    /* train.c   */
+int cmd_eval(int argc, char **argv);     /* eval.c    */
+int cmd_prepare(int argc, char **argv);  /* prepare.c */
+int cmd_merge(int argc, char **argv);    /* merge.c   */
+#endif

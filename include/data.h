@@ -1,0 +1,72 @@
+/* data.h — token shards (llm.c layout, SPEC §5) and the global-batch sampler.
+ *
+ * A shard: 256 x int32 header (magic 20240520, version 1, token count, rest 0)
+ * then `count` uint16 tokens. Shards are mmap'd read-only; counts and offsets
+ * are 64-bit, so files over 2 GiB and more than 2^31 tokens work.
+ *
+ * The sampler makes the global batch of step s a pure function of
+ * (seed, step, shards): the corpus is cut into windows of T+1 tokens
+ * (window w starts at token w*T of its shard; neighbours share one token).
+ * Random mode visits the windows of each epoch in a seeded pseudo-random
+ * permutation (a Feistel bijection, so no state is kept); sequential mode in
+ * order. Global sequence g = step*B + b uses window perm_{seed,epoch}(g mod W)
+ * with epoch = g / W. Rank r of R takes sequences [r*B/R, (r+1)*B/R).
+ */
+#ifndef RELUSCOPE_DATA_H
+#define RELUSCOPE_DATA_H
+#include <stddef.h>
+#include <stdint.h>
+#include "config.h"
+
+#define SHARD_MAGIC 20240520
+#define SHARD_VERSION 1
+#define SHARD_HEADER_INTS 256
+
+typedef struct {
+    char path[RS_PATH_MAX];
+    const uint16_t *tokens;     /* mmap'd, count tokens */
+    int64_t count;
+    void *map; size_t map_len;  /* for munmap */
+} Shard;
+
+typedef struct {
+    int n_shards;
+    Shard *shards;
+    int64_t total_tokens;
+} TokenSet;
+
+/* Open every shard matching a glob (sorted by name). Validates magic,
+ * version, header count vs file size, and every token < V (V = 0: skip).
+ * On error: "PATH: problem" in err, -1, nothing left open. */
+int  tokenset_open(TokenSet *ts, const char *glob_pattern, int V, char *err, size_t errlen);
+void tokenset_close(TokenSet *ts);
+
+/* Write a shard atomically. 0 ok, -1 + err. */
+int shard_write(const char *path, const uint16_t *tokens, int64_t count, char *err, size_t errlen);
+
+typedef struct {
+    const TokenSet *ts;
+    int T, B;
+    SamplerKind kind;
+    uint64_t seed;
+    int64_t n_windows;          /* total windows of T+1 tokens */
+    int64_t *shard_first_window;/* [n_shards+1] prefix sums */
+} Sampler;
+
+/* -1 + err if the corpus holds fewer than B windows (smaller than one batch). */
+int  build_sampler(Sampler *s, const TokenSet *ts, int T, int B, SamplerKind kind,
+                   uint64_t seed, char *err, size_t errlen);
+void free_sampler(Sampler *s);
+
+/* Window index of global sequence g (pure function). */
+int64_t sampler_window(const Sampler *s, int64_t g);
+
+/* Copy sequences [first, first+count) of step's global batch into out:
+ * count rows of T+1 tokens (inputs are row[0..T-1], targets row[1..T]). */
+void sampler_fill(const Sampler *s, int64_t step, int first, int count, uint16_t *out);
+
+/* The fixed held-out batch: the first n_seq windows of the set in order
+ * (identical for every seed and size with the same T). */
+void heldout_fill(const TokenSet *ts, int T, int n_seq, uint16_t *out);
+
+#endif

@@ -1,0 +1,83 @@
+/* metrics.h — sparsity instrumentation (SPEC §3). Plain C, never MPI.
+ *
+ * Per step the ReLU forward pass of each layer fills a UsageCounts view
+ * (fused: counted while the activations are written, no extra sweep).
+ * Everything that ranks must sum is int64 in ONE contiguous buffer so the
+ * comm module reduces it with a single MPI_Allreduce(SUM); the quantiles are
+ * then read off the summed histograms as exact order statistics, identical
+ * whatever the rank count.
+ *
+ * Buffer layout (int64), layer l at offset l * usage_stride(F):
+ *   fire_count[F]     tokens of the batch on which unit f is active (a > 0)
+ *   token_hist[F+1]   token_hist[k] = tokens with exactly k active units
+ *   seq_hist[F+1]     seq_hist[k]   = sequences with exactly k distinct active units
+ */
+#ifndef RELUSCOPE_METRICS_H
+#define RELUSCOPE_METRICS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define NUM_QUANTILES 11
+extern const double QUANTILE_LEVELS[NUM_QUANTILES];    /* 0 .. 1 */
+extern const int    QUANTILE_LEVELS_E4[NUM_QUANTILES]; /* the same × 10000, exact */
+
+typedef struct {
+    int64_t *fire_count;   /* [F] */
+    int64_t *token_hist;   /* [F+1] */
+    int64_t *seq_hist;     /* [F+1] */
+} UsageCounts;
+
+static inline size_t usage_stride(int F) { return (size_t)F + 2 * ((size_t)F + 1); }
+UsageCounts usage_view(int64_t *buffer, int layer, int F);
+
+/* Float statistics of the pre-activations, only on snapshot steps.
+ * Reduced across ranks with MAX (premax) and SUM (presum), in one
+ * float buffer per kind: layer l at offset l * F. */
+typedef struct {
+    float  *premax;   /* [F] max pre-activation over the batch's tokens */
+    double *presum;   /* [F] sum of pre-activations (mean = presum / tokens) */
+} PreactStats;
+
+/* The fused ReLU + counting kernel (called by the model's MLP forward):
+ *   pre[n][f] += bias[f]; act[n][f] = max(pre, 0); counts updated;
+ * for B sequences of T tokens (N = B*T rows of F). `counts` may be NULL
+ * (no counting), `pre_stats` may be NULL (not a snapshot step).
+ * `pre` and `act` may alias (in place). seen_scratch: F bytes. */
+void relu_count_forward(float *act, const float *pre, const float *bias,
+                        int B, int T, int F, UsageCounts *counts,
+                        PreactStats *pre_stats, uint8_t *seen_scratch);
+
+/* Quantile rule of SPEC §3 on a histogram of counts 0..F over total items:
+ * the value x(max(1, ceil(q*total))) of the sorted items. q given ×10000. */
+int hist_quantile(const int64_t *hist, int F, int64_t total, int q_e4);
+
+/* Derived per-layer numbers of one step (from summed counts). */
+typedef struct {
+    double token_use_mean, seq_use_mean, batch_use;
+    double token_use_q[NUM_QUANTILES], seq_use_q[NUM_QUANTILES];
+    double dead_frac;
+    int32_t turned_off, revived;
+} LayerMetrics;
+
+void usage_summarize(const UsageCounts *c, int F, LayerMetrics *out);
+
+/* The off/dead state of one layer's units across steps (SPEC §3):
+ * unit f is off at step s iff s - last_fire[f] >= W (last_fire = -1: never);
+ * turned_off: off at s and not at s-1; revived: off at s-1 and fires at s.
+ * Also the snapshot accumulators (fire count since the last snapshot). */
+typedef struct {
+    int F;
+    long window;                 /* W */
+    int64_t *last_fire;          /* [F] step of the last firing, -1 = never */
+    int64_t *fires_since_snap;   /* [F] */
+    int64_t tokens_since_snap;
+} DeathTracker;
+
+void build_death_tracker(DeathTracker *t, int F, long window);
+void free_death_tracker(DeathTracker *t);
+/* Advance by one step with this step's summed fire counts; fills the
+ * dead_frac, turned_off and revived fields of m. */
+void death_tracker_step(DeathTracker *t, long step, const int64_t *fire_count,
+                        int64_t tokens, LayerMetrics *m);
+
+#endif

@@ -1,0 +1,43 @@
+/* util.h — errors, allocation, atomic files, checksums, timing.
+ * Plain C, no MPI: every module may use it. */
+#ifndef RELUSCOPE_UTIL_H
+#define RELUSCOPE_UTIL_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define RS_PATH_MAX 4096
+
+/* Print "reluscope: error: <message>" on one line and exit(1).
+ * A hook (set by comm.c) lets the MPI layer abort the whole job instead. */
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void warn_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void set_die_hook(void (*hook)(int exit_code));
+
+void *xmalloc(size_t bytes);            /* dies on failure; names the size */
+void *xcalloc(size_t n, size_t size);
+void *xaligned_alloc(size_t bytes);     /* 64-byte aligned, zeroed; free with free() */
+
+/* Atomic file: write to "<path>.tmp.<pid>", then fsync + rename + fsync(dir).
+ * A crash at any instant leaves either the old file or the complete new one. */
+typedef struct {
+    FILE *fp;
+    char tmp_path[RS_PATH_MAX];
+    char final_path[RS_PATH_MAX];
+} AtomicFile;
+int  atomic_open(AtomicFile *af, const char *path);   /* 0 ok, -1 (errno set) */
+int  atomic_commit(AtomicFile *af);                   /* 0 ok, -1: tmp removed */
+void atomic_abort(AtomicFile *af);                    /* remove the temporary */
+int  fsync_dir_of(const char *path);
+
+/* Create a directory and its parents (like mkdir -p). 0 ok, -1 errno set. */
+int mkdir_p(const char *path);
+
+uint32_t crc32_update(uint32_t crc, const void *data, size_t len); /* zlib crc32 */
+
+double now_seconds(void);               /* monotonic clock */
+
+/* Write all bytes; fail on short write. 0 ok, -1 error. */
+int write_all(FILE *fp, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,134 @@
+/* util.c — errors, allocation, atomic files, checksums, timing. */
+#include "util.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static void (*die_hook)(int) = NULL;
+
+void set_die_hook(void (*hook)(int)) { die_hook = hook; }
+
+void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("reluscope: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fflush(stderr);
+    if (die_hook) die_hook(1);
+    exit(1);
+}
+
+void warn_msg(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("reluscope: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) die("out of memory allocating %zu bytes", bytes);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) die("out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void *xaligned_alloc(size_t bytes) {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) die("out of memory allocating %zu bytes", bytes);
+    memset(p, 0, rounded ? rounded : 64);
+    return p;
+}
+
+int atomic_open(AtomicFile *af, const char *path) {
+    memset(af, 0, sizeof *af);
+    if (strlen(path) + 32 >= RS_PATH_MAX) { errno = ENAMETOOLONG; return -1; }
+    snprintf(af->final_path, sizeof af->final_path, "%s", path);
+    snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp.%ld", path, (long)getpid());
+    af->fp = fopen(af->tmp_path, "wb");
+    return af->fp ? 0 : -1;
+}
+
+int atomic_commit(AtomicFile *af) {
+    int saved;
+    if (fflush(af->fp) != 0 || fsync(fileno(af->fp)) != 0) goto fail;
+    if (fclose(af->fp) != 0) { af->fp = NULL; goto fail; }
+    af->fp = NULL;
+    if (rename(af->tmp_path, af->final_path) != 0) goto fail;
+    fsync_dir_of(af->final_path);
+    return 0;
+fail:
+    saved = errno;
+    atomic_abort(af);
+    errno = saved;
+    return -1;
+}
+
+void atomic_abort(AtomicFile *af) {
+    if (af->fp) fclose(af->fp);
+    af->fp = NULL;
+    if (af->tmp_path[0]) unlink(af->tmp_path);
+}
+
+int fsync_dir_of(const char *path) {
+    char copy[RS_PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int mkdir_p(const char *path) {
+    char buf[RS_PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(buf, &st) != 0) return -1;
+    if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+    return 0;
+}
+
+uint32_t crc32_update(uint32_t crc, const void *data, size_t len) {
+    const unsigned char *p = data;
+    while (len > 0) {   /* zlib takes uInt lengths: feed in 1 GiB pieces */
+        uInt piece = len > (1u << 30) ? (1u << 30) : (uInt)len;
+        crc = (uint32_t)crc32(crc, p, piece);
+        p += piece;
+        len -= piece;
+    }
+    return crc;
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int write_all(FILE *fp, const void *buf, size_t len) {
+    return fwrite(buf, 1, len, fp) == len ? 0 : -1;
+}
