@@ -1,0 +1,60 @@
+/* comm.h — every MPI call of the program lives in comm.c (CoMD habit).
+ * Model, data and metrics code never call MPI; the trainer calls these.
+ *
+ * A job's ranks are split once into groups; each group trains its queue of
+ * runs one after another, data-parallel over the group's ranks. Job rank 0
+ * writes the dataset: run leaders ship their records to it as messages. */
+#ifndef RELUSCOPE_COMM_H
+#define RELUSCOPE_COMM_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int world_rank, world_size;
+    int rank, size;          /* within this rank's group (its runs' replicas) */
+    int group;               /* index of the group */
+    void *handle;            /* the group's MPI communicator (comm.c only) */
+} Comm;
+
+/* Message tags for records sent to job rank 0. */
+enum { TAG_STEP = 11, TAG_EVAL = 12, TAG_SNAPSHOT = 13, TAG_FLUSH_REQ = 14,
+       TAG_FLUSH_ACK = 15, TAG_RUN_DONE = 16 };
+
+void comm_init(int *argc, char ***argv);
+void comm_finalize(void);
+int  comm_world_rank(void);
+int  comm_world_size(void);
+void comm_abort(int code);
+
+/* Split the job into groups (collective over the job). */
+void comm_split(Comm *c, int group, int key);
+void comm_free(Comm *c);
+
+/* Collectives over the group. */
+void comm_allreduce_sum_f32(Comm *c, float *buf, size_t n);
+void comm_allreduce_sum_i64(Comm *c, int64_t *buf, size_t n);
+void comm_allreduce_sum_f64(Comm *c, double *buf, size_t n);
+void comm_allreduce_max_f32(Comm *c, float *buf, size_t n);
+/* counts[r] doubles from each rank, concatenated in rank order on all. */
+void comm_allgatherv_f64(Comm *c, const double *mine, int n_mine, double *all, const int *counts);
+void comm_bcast(Comm *c, void *buf, size_t bytes, int root);
+/* 1 if every rank of the group passed the same value. */
+int  comm_all_equal_u32(Comm *c, uint32_t value);
+/* Logical OR of a flag over the group (e.g. "a stop signal arrived"). */
+int  comm_group_any(Comm *c, int flag);
+/* Logical OR of a flag over the whole job (e.g. "a stop signal arrived"). */
+int  comm_world_any(int flag);
+void comm_world_barrier(void);
+
+/* Records to job rank 0: non-blocking sends of byte buffers (copied). */
+void comm_send_to_writer(int tag, const void *buf, size_t bytes);
+/* On rank 0: receive one pending message if any (block = wait for one).
+ * Returns 1 with *buf malloc'd (caller frees), 0 if none pending. */
+int  comm_recv_at_writer(int block, int *tag, int *source, void **buf, size_t *bytes);
+/* A run leader waits for rank 0's acknowledgement of a flush request. */
+void comm_wait_flush_ack(int64_t *acked_step);
+void comm_send_flush_ack(int dest, int64_t step);
+/* Complete every outstanding send (before exit). */
+void comm_drain_sends(void);
+
+#endif

@@ -1,0 +1,53 @@
+/* layers.h — the transformer's layers, each a forward/backward pair
+ * (llm.c habit). Backward functions ACCUMULATE into their gradient outputs.
+ * Shapes: N = B*T tokens, C channels; weights are [in][out]. Every matmul
+ * goes through cblas_sgemm (single-threaded per rank). */
+#ifndef RELUSCOPE_LAYERS_H
+#define RELUSCOPE_LAYERS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* out[N][C] = wte[token] + wpe[t] */
+void encoder_forward(float *out, const uint16_t *tokens, int row_stride,
+                     const float *wte, const float *wpe, int B, int T, int C);
+void encoder_backward(float *dwte, float *dwpe, const float *dout,
+                      const uint16_t *tokens, int row_stride, int B, int T, int C);
+
+/* out[N][C] = (inp - mean) * rstd * w + b; saves mean[N], rstd[N] */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *w, const float *b, int N, int C);
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                        const float *inp, const float *w, const float *mean,
+                        const float *rstd, int N, int C);
+
+/* out[N][OC] = inp[N][IC] · w[IC][OC] (+ bias[OC] unless bias is NULL) */
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+                    int N, int IC, int OC);
+/* dinp += dout · wᵀ (skipped if dinp NULL); dw += inpᵀ · dout; dbias += Σ rows */
+void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                     const float *inp, const float *w, int N, int IC, int OC);
+
+/* Causal multi-head attention. qkv[N][3C] (q | k | v, heads of C/NH
+ * channels each); out[N][C]; att[B][NH][T][T] softmax probabilities
+ * (upper triangle zero). Batched GEMMs over row blocks skip the masked part. */
+void attention_forward(float *out, float *att, const float *qkv,
+                       int B, int T, int C, int NH);
+/* dqkv += ...; scratch: T*T floats */
+void attention_backward(float *dqkv, const float *dout, const float *qkv,
+                        const float *att, float *scratch, int B, int T, int C, int NH);
+
+/* dinp[N][C] = dout * (act > 0), in place allowed; dbias += Σ rows */
+void relu_backward(float *dinp, float *dbias, const float *dout, const float *act,
+                   int N, int C);
+
+/* out = a + b */
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+
+/* probs[N][V] = softmax(logits) in place; losses[n] = -log p[target] */
+void crossentropy_forward(float *logits_to_probs, float *losses,
+                          const uint16_t *targets, int row_stride, int B, int T, int V);
+/* dlogits = (probs - onehot) * scale, in place */
+void crossentropy_backward(float *probs_to_dlogits, const uint16_t *targets,
+                           int row_stride, int B, int T, int V, float scale);
+
+#endif

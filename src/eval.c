@@ -1,0 +1,169 @@
+/* eval.c — held-out evaluation (training time) and the `eval` command. */
+#include "eval.h"
+#include <stdlib.h>
+#include <string.h>
+#include "checkpoint.h"
+#include "cli.h"
+#include "data.h"
+#include "sink.h"
+#include "util.h"
+
+void build_heldout(Heldout *h, const Config *c, const ModelSize *s, Comm *comm) {
+    char err[1024];
+    memset(h, 0, sizeof *h);
+    h->T = s->T;
+    if (c->eval_every <= 0 || c->val_data[0] == '\0') return;
+    h->n_seq = (int)(c->eval_tokens / s->T);
+    TokenSet ts;
+    if (tokenset_open(&ts, c->val_data, s->V, err, sizeof err) != 0) die("%s", err);
+    int64_t windows = ts.total_tokens > 0 ? (ts.total_tokens - 1) / s->T : 0;
+    if (windows < h->n_seq)
+        die("%s: the validation split holds %lld windows of %d tokens, eval_tokens = %ld needs %d",
+            c->val_data, (long long)windows, s->T + 1, c->eval_tokens, h->n_seq);
+    uint16_t *all = xmalloc((size_t)h->n_seq * (s->T + 1) * sizeof *all);
+    heldout_fill(&ts, s->T, h->n_seq, all);
+    tokenset_close(&ts);
+    h->counts = xmalloc((size_t)comm->size * sizeof *h->counts);
+    for (int r = 0; r < comm->size; r++) {
+        int lo = (int)((int64_t)h->n_seq * r / comm->size);
+        int hi = (int)((int64_t)h->n_seq * (r + 1) / comm->size);
+        h->counts[r] = hi - lo;
+        if (r == comm->rank) { h->first = lo; h->count = hi - lo; }
+    }
+    h->tokens = xmalloc(((size_t)h->count + 1) * (s->T + 1) * sizeof *h->tokens);
+    memcpy(h->tokens, all + (size_t)h->first * (s->T + 1),
+           (size_t)h->count * (s->T + 1) * sizeof *all);
+    free(all);
+}
+
+void free_heldout(Heldout *h) {
+    free(h->tokens);
+    free(h->counts);
+    memset(h, 0, sizeof *h);
+}
+
+void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
+                     const int *counts, int n_seq_total, EvalRecord *rec) {
+    int L = m->cfg.L, F = m->cfg.F, T = m->cfg.T;
+    size_t n_usage = (size_t)L * usage_stride(F);
+    int64_t *usage = xcalloc(n_usage, sizeof *usage);
+    double *loss_mine = xmalloc(((size_t)count + 1) * sizeof *loss_mine);
+    double *loss_all = xmalloc(((size_t)n_seq_total + 1) * sizeof *loss_all);
+    for (int done = 0; done < count; done += m->B) {
+        int nb = count - done < m->B ? count - done : m->B;
+        model_forward(m, tokens + (size_t)done * (T + 1), nb, usage, NULL, NULL);
+        for (int b = 0; b < nb; b++) loss_mine[done + b] = model_sequence_loss(m, b);
+    }
+    comm_allreduce_sum_i64(comm, usage, n_usage);
+    comm_allgatherv_f64(comm, loss_mine, count, loss_all, counts);
+    double sum = 0.0;   /* in sequence order: the same bits for any rank count */
+    for (int b = 0; b < n_seq_total; b++) sum += loss_all[b];
+    rec->L = L;
+    rec->tokens = (int64_t)n_seq_total * T;
+    rec->loss = n_seq_total > 0 ? sum / ((double)n_seq_total * T) : 0.0;
+    for (int l = 0; l < L; l++) {
+        UsageCounts u = usage_view(usage, l, F);
+        memset(&rec->layers[l], 0, sizeof rec->layers[l]);
+        usage_summarize(&u, F, &rec->layers[l]);
+    }
+    free(usage); free(loss_mine); free(loss_all);
+}
+
+void run_heldout_eval(Heldout *h, Model *m, Comm *comm, int run, int64_t step) {
+    if (h->n_seq == 0) return;
+    EvalRecord rec;
+    memset(&rec, 0, sizeof rec);
+    rec.run = run;
+    rec.step = step;
+    evaluate_tokens(m, comm, h->tokens, h->count, h->counts, h->n_seq, &rec);
+    if (comm->rank == 0) sink_eval(&rec);
+}
+
+/* ---- the `eval` command ---- */
+
+static void eval_usage(FILE *fp) {
+    fprintf(fp,
+        "usage: reluscope eval --checkpoint FILE --tokens SHARD [--json]\n"
+        "Cuts SHARD into consecutive windows of T+1 tokens (stride T, so every token\n"
+        "after the first is predicted once) and prints the mean loss and, per layer,\n"
+        "token_use mean, seq_use mean and batch_use over those tokens (SPEC §3).\n"
+        "  --json   one JSON object: {\"loss\", \"tokens\", \"layers\": [...]}\n");
+}
+
+static void print_eval(const EvalRecord *rec, int json) {
+    if (!json) {
+        printf("loss %.6f over %lld tokens\n", rec->loss, (long long)rec->tokens);
+        printf("layer  token_use_mean  seq_use_mean  batch_use\n");
+        for (int l = 0; l < rec->L; l++)
+            printf("%5d  %14.6f  %12.6f  %9.6f\n", l, rec->layers[l].token_use_mean,
+                   rec->layers[l].seq_use_mean, rec->layers[l].batch_use);
+        return;
+    }
+    printf("{\"loss\": %.17g, \"tokens\": %lld, \"layers\": [", rec->loss, (long long)rec->tokens);
+    for (int l = 0; l < rec->L; l++)
+        printf("%s{\"token_use_mean\": %.17g, \"seq_use_mean\": %.17g, \"batch_use\": %.17g}",
+               l ? ", " : "", rec->layers[l].token_use_mean, rec->layers[l].seq_use_mean,
+               rec->layers[l].batch_use);
+    printf("]}\n");
+}
+
+/* Load the model of a checkpoint (any optimizer state is read and dropped). */
+static void load_for_eval(const char *path, Model *m, int B) {
+    char err[1024];
+    ModelSize ms;
+    uint64_t seed;
+    int64_t step;
+    if (checkpoint_peek(path, &ms, &seed, &step, err, sizeof err) != 0) die("%s", err);
+    build_model(m, &ms, B);
+    Optimizer opt;
+    build_optimizer(&opt, OPT_ADAMW, m->num_params);
+    RunState rs = {0};
+    rs.trackers = xcalloc((size_t)ms.L, sizeof(DeathTracker));
+    for (int l = 0; l < ms.L; l++) build_death_tracker(&rs.trackers[l], ms.F, 1);
+    if (checkpoint_load(path, &ms, m, &opt, &rs, err, sizeof err) != 0) die("%s", err);
+    for (int l = 0; l < ms.L; l++) free_death_tracker(&rs.trackers[l]);
+    free(rs.trackers);
+    free_optimizer(&opt);
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *ckpt = NULL, *shard = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { eval_usage(stdout); return 0; }
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) shard = argv[++i];
+        else die("eval: unknown or incomplete argument '%s' (see reluscope eval --help)", argv[i]);
+    }
+    if (!ckpt || !shard) die("eval: --checkpoint FILE and --tokens SHARD are required");
+    Comm comm;
+    comm_split(&comm, 0, comm_world_rank());
+    Model m;
+    load_for_eval(ckpt, &m, 8);
+    int T = m.cfg.T;
+    char err[1024];
+    TokenSet ts;
+    if (tokenset_open(&ts, shard, m.cfg.V, err, sizeof err) != 0) die("%s", err);
+    int64_t n64 = ts.total_tokens > 0 ? (ts.total_tokens - 1) / T : 0;
+    if (n64 < 1) die("%s: fewer than T+1 = %d tokens", shard, T + 1);
+    if (n64 > (1 << 30)) die("%s: too many windows for one evaluation", shard);
+    int n = (int)n64;
+    uint16_t *all = xmalloc((size_t)n * (T + 1) * sizeof *all);
+    heldout_fill(&ts, T, n, all);
+    tokenset_close(&ts);
+    int *counts = xmalloc((size_t)comm.size * sizeof *counts), first = 0;
+    for (int r = 0; r < comm.size; r++) {
+        int lo = (int)((int64_t)n * r / comm.size), hi = (int)((int64_t)n * (r + 1) / comm.size);
+        counts[r] = hi - lo;
+        if (r == comm.rank) first = lo;
+    }
+    EvalRecord rec;
+    memset(&rec, 0, sizeof rec);
+    evaluate_tokens(&m, &comm, all + (size_t)first * (T + 1), counts[comm.rank], counts, n, &rec);
+    if (comm.rank == 0) print_eval(&rec, json);
+    free(all); free(counts);
+    free_model(&m);
+    comm_free(&comm);
+    return 0;
+}

@@ -1,0 +1,46 @@
+/* main.c — bin/reluscope: dispatch to the subcommands of cli.h. */
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+#include "comm.h"
+
+#ifndef RELUSCOPE_GIT
+#define RELUSCOPE_GIT "unknown"
+#endif
+#define RELUSCOPE_VERSION "0.1.0"
+
+const char *reluscope_version(void) { return RELUSCOPE_VERSION " (git " RELUSCOPE_GIT ")"; }
+
+static void usage(FILE *fp) {
+    fprintf(fp,
+        "reluscope %s — train sweeps of small ReLU transformers and record how\n"
+        "sparsely every MLP layer uses its hidden units, step by step.\n\n"
+        "usage: reluscope COMMAND [options]   (COMMAND --help for details)\n"
+        "  train CONFIG [key=value ...]   run the sweep of CONFIG (under mpirun/srun or alone)\n"
+        "  eval --checkpoint F --tokens S [--json]   loss and usage of a checkpoint on a shard\n"
+        "  prepare --out DIR [options] FILE...       text files -> token shards (+ BPE)\n"
+        "  merge IN.nc ... -o OUT.nc                 combine the datasets of array tasks\n"
+        "  --version                                 print the version\n",
+        reluscope_version());
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) { printf("reluscope %s\n", reluscope_version()); return 0; }
+    if (!strcmp(argv[1], "prepare")) return cmd_prepare(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "merge")) return cmd_merge(argc - 1, argv + 1);
+    int (*cmd)(int, char **) = NULL;
+    if (!strcmp(argv[1], "train")) cmd = cmd_train;
+    else if (!strcmp(argv[1], "eval")) cmd = cmd_eval;
+    if (!cmd) {
+        fprintf(stderr, "reluscope: error: unknown command '%s' (see reluscope --help)\n", argv[1]);
+        return 2;
+    }
+    comm_init(&argc, &argv);
+    int rc = cmd(argc - 1, argv + 1);
+    comm_finalize();
+    return rc;
+}

@@ -1,0 +1,253 @@
+/* run.c — one run's training loop: batch, forward with counting, backward,
+ * reductions, metrics, update; evaluation, snapshots, checkpoints. */
+#include "run.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "checkpoint.h"
+#include "data.h"
+#include "eval.h"
+#include "model.h"
+#include "optim.h"
+#include "sink.h"
+#include "sweep.h"
+#include "util.h"
+
+volatile sig_atomic_t g_stop_requested = 0;
+
+typedef struct {
+    const Config *c;
+    Comm *comm;
+    int run, B_local, first_seq;
+    ModelSize size;
+    uint64_t seed;
+    char ckpt_dir[RS_PATH_MAX], name[96];
+    TokenSet train;
+    Sampler sampler;
+    Model model;
+    Optimizer opt;
+    RunState state;
+    Heldout heldout;               /* eval.h: this rank's held-out slice */
+    uint16_t *tokens;              /* [B_local][T+1] */
+    int64_t *usage;                /* L * usage_stride(F) */
+    float *premax; double *presum; /* [L][F] on snapshot steps */
+    double *seq_loss, *seq_loss_all;
+    int *seq_counts;               /* sequences per rank */
+} Run;
+
+static void open_run(Run *r, const Config *c, int run, Comm *comm) {
+    int si, ki;
+    char err[1024];
+    memset(r, 0, sizeof *r);
+    r->c = c; r->comm = comm; r->run = run;
+    run_size_seed(c, run, &si, &ki);
+    r->size = c->sizes[si];
+    r->seed = c->seeds[ki];
+    run_name(c, run, r->name, sizeof r->name);
+    snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints/%s", c->out_dir, r->name);
+    r->B_local = c->batch_size / comm->size;
+    r->first_seq = comm->rank * r->B_local;
+    if (tokenset_open(&r->train, c->train_data, r->size.V, err, sizeof err) != 0)
+        die("%s", err);
+    if (build_sampler(&r->sampler, &r->train, r->size.T, c->batch_size, c->sampler, r->seed,
+                      err, sizeof err) != 0)
+        die("%s", err);
+    build_model(&r->model, &r->size, r->B_local);
+    build_optimizer(&r->opt, c->optimizer, r->model.num_params);
+    int L = r->size.L, F = r->size.F, T = r->size.T;
+    r->state.seed = r->seed;
+    r->state.trackers = xcalloc((size_t)L, sizeof(DeathTracker));
+    for (int l = 0; l < L; l++) build_death_tracker(&r->state.trackers[l], F, c->dead_window);
+    r->tokens = xmalloc((size_t)r->B_local * (T + 1) * sizeof *r->tokens);
+    r->usage = xmalloc((size_t)L * usage_stride(F) * sizeof *r->usage);
+    r->premax = xmalloc((size_t)L * F * sizeof *r->premax);
+    r->presum = xmalloc((size_t)L * F * sizeof *r->presum);
+    r->seq_loss = xmalloc((size_t)r->B_local * sizeof *r->seq_loss);
+    r->seq_loss_all = xmalloc((size_t)c->batch_size * sizeof *r->seq_loss_all);
+    r->seq_counts = xmalloc((size_t)comm->size * sizeof *r->seq_counts);
+    for (int k = 0; k < comm->size; k++) r->seq_counts[k] = r->B_local;
+    build_heldout(&r->heldout, c, &r->size, comm);
+}
+
+static void close_run(Run *r) {
+    for (int l = 0; l < r->size.L; l++) free_death_tracker(&r->state.trackers[l]);
+    free(r->state.trackers);
+    free_heldout(&r->heldout);
+    free_model(&r->model);
+    free_optimizer(&r->opt);
+    free_sampler(&r->sampler);
+    tokenset_close(&r->train);
+    free(r->tokens); free(r->usage); free(r->premax); free(r->presum);
+    free(r->seq_loss); free(r->seq_loss_all); free(r->seq_counts);
+}
+
+static uint32_t params_checksum(const Model *m) {
+    return crc32_update(0, m->params_memory, m->num_params * sizeof(float));
+}
+
+static void check_replicas(Run *r, int64_t step) {
+    if (!comm_all_equal_u32(r->comm, params_checksum(&r->model)))
+        die("run %s: replicas diverged at step %lld (parameter checksums differ across ranks)",
+            r->name, (long long)step);
+}
+
+/* Resume from the newest valid checkpoint, or initialize from the seed. */
+static void start_run(Run *r) {
+    char path[RS_PATH_MAX], err[1024];
+    if (checkpoint_find_latest(r->ckpt_dir, path, sizeof path)) {
+        if (checkpoint_load(path, &r->size, &r->model, &r->opt, &r->state, err, sizeof err) != 0)
+            die("%s", err);
+        if (r->comm->rank == 0)
+            printf("[%s] resuming from %s (step %lld)\n", r->name, path, (long long)r->state.step);
+    } else {
+        model_init_params(&r->model, r->seed);
+        r->state.step = 0;
+    }
+    check_replicas(r, r->state.step);
+}
+
+/* Loss of the global batch, summed in sequence order: the same bits for any
+ * rank count. */
+static double global_loss(Run *r) {
+    for (int b = 0; b < r->B_local; b++) r->seq_loss[b] = model_sequence_loss(&r->model, b);
+    comm_allgatherv_f64(r->comm, r->seq_loss, r->B_local, r->seq_loss_all, r->seq_counts);
+    double sum = 0.0;
+    for (int b = 0; b < r->c->batch_size; b++) sum += r->seq_loss_all[b];
+    return sum / ((double)r->c->batch_size * r->size.T);
+}
+
+static void summarize_step(Run *r, int64_t step, StepRecord *rec) {
+    int F = r->size.F;
+    int64_t tokens = (int64_t)r->c->batch_size * r->size.T;
+    rec->L = r->size.L;
+    for (int l = 0; l < r->size.L; l++) {
+        UsageCounts u = usage_view(r->usage, l, F);
+        usage_summarize(&u, F, &rec->layers[l]);
+        death_tracker_step(&r->state.trackers[l], (long)step, u.fire_count, tokens,
+                           &rec->layers[l]);
+    }
+}
+
+/* The forward/backward half of a step on the global batch of `step`:
+ * gradients and counts summed over the group, metrics into rec. */
+static void step_compute(Run *r, int64_t step, int snapshot, StepRecord *rec) {
+    const Config *c = r->c;
+    int L = r->size.L, F = r->size.F;
+    size_t n_usage = (size_t)L * usage_stride(F), n_pre = (size_t)L * F;
+    double t0 = now_seconds();
+    sampler_fill(&r->sampler, step, r->first_seq, r->B_local, r->tokens);
+    memset(r->usage, 0, n_usage * sizeof *r->usage);
+    if (snapshot) {
+        for (size_t i = 0; i < n_pre; i++) { r->premax[i] = -INFINITY; r->presum[i] = 0.0; }
+    }
+    model_forward(&r->model, r->tokens, r->B_local, r->usage,
+                  snapshot ? r->premax : NULL, snapshot ? r->presum : NULL);
+    model_zero_grad(&r->model);
+    model_backward(&r->model, r->tokens, r->B_local,
+                   1.0f / (float)((double)c->batch_size * r->size.T));
+    comm_allreduce_sum_f32(r->comm, r->model.grads_memory, r->model.num_params);
+    comm_allreduce_sum_i64(r->comm, r->usage, n_usage);
+    if (snapshot) {
+        comm_allreduce_max_f32(r->comm, r->premax, n_pre);
+        comm_allreduce_sum_f64(r->comm, r->presum, n_pre);
+    }
+    double loss = global_loss(r);
+    if (step == c->debug_nan_step) loss = NAN;   /* test-only fault injection */
+    double norm = grad_norm(r->model.grads_memory, r->model.num_params);
+    if (!isfinite(loss) || !isfinite(norm))
+        die("run %s: the loss or gradient is not finite at step %lld (loss %g, grad norm %g); "
+            "stopped before the update, the last checkpoint is intact",
+            r->name, (long long)step, loss, norm);
+    summarize_step(r, step, rec);
+    rec->run = r->run;
+    rec->step = step;
+    rec->loss = loss;
+    rec->grad_norm = norm;
+    rec->step_time = now_seconds() - t0;
+}
+
+/* The update half: clip, schedule, optimizer. */
+static void step_update(Run *r, int64_t step, StepRecord *rec) {
+    double t0 = now_seconds();
+    double lr = lr_at(r->c, (long)step);
+    clip_grads(r->model.grads_memory, r->model.num_params, rec->grad_norm, r->c->grad_clip);
+    optimizer_step(&r->opt, &r->model, r->c, lr);
+    r->state.tokens_seen += (int64_t)r->c->batch_size * r->size.T;
+    r->state.step = step + 1;
+    rec->lr = lr;
+    rec->tokens_seen = r->state.tokens_seen;
+    rec->step_time += now_seconds() - t0;
+}
+
+/* Per-unit evidence (SPEC §3), with the weights of this step's forward:
+ * call between step_compute and step_update. */
+static void emit_snapshot(Run *r, int64_t step) {
+    int L = r->size.L, F = r->size.F, d = r->size.d;
+    size_t n = (size_t)L * F;
+    SnapshotRecord s = {.run = r->run, .step = step, .L = L, .F = F};
+    s.fires_since = xmalloc(n * sizeof(int64_t));
+    s.last_fire = xmalloc(n * sizeof(int64_t));
+    float *f32 = xmalloc(5 * n * sizeof(float));
+    s.premax = f32; s.premean = f32 + n; s.b_in = f32 + 2 * n;
+    s.fc_norm = f32 + 3 * n; s.proj_norm = f32 + 4 * n;
+    const ParamTensors *p = &r->model.params;
+    DeathTracker *tr = r->state.trackers;
+    s.tokens_since = tr[0].tokens_since_snap;
+    for (int l = 0; l < L; l++)
+        for (int f = 0; f < F; f++) {
+            size_t i = (size_t)l * F + f;
+            const float *col = p->fcw + (size_t)l * d * F + f, *row = p->fcprojw + i * d;
+            double in2 = 0, out2 = 0;
+            for (int k = 0; k < d; k++) {
+                in2 += (double)col[(size_t)k * F] * col[(size_t)k * F];
+                out2 += (double)row[k] * row[k];
+            }
+            s.fires_since[i] = tr[l].fires_since_snap[f];
+            s.last_fire[i] = tr[l].last_fire[f];
+            s.premax[i] = r->premax[i];
+            s.premean[i] = (float)(r->presum[i] / ((double)r->c->batch_size * r->size.T));
+            s.b_in[i] = p->fcb[i];
+            s.fc_norm[i] = (float)sqrt(in2);
+            s.proj_norm[i] = (float)sqrt(out2);
+        }
+    for (int l = 0; l < L; l++) death_tracker_reset_snapshot(&tr[l]);
+    if (r->comm->rank == 0) sink_snapshot(&s);
+    free(s.fires_since); free(s.last_fire); free(f32);
+}
+
+static void save_checkpoint(Run *r) {
+    char err[1024];
+    sink_make_durable(r->run, r->state.step - 1);
+    if (r->comm->rank != 0) return;
+    char *text = config_to_string(r->c);
+    if (mkdir_p(r->ckpt_dir) != 0) die("%s: cannot create the checkpoint folder", r->ckpt_dir);
+    if (checkpoint_save(r->ckpt_dir, &r->size, text, &r->model, &r->opt, &r->state, 2,
+                        err, sizeof err) != 0)
+        die("%s", err);
+    free(text);
+}
+
+static int due(int64_t step, long every) { return every > 0 && step % every == 0; }
+
+int train_run(const Config *c, int run, Comm *comm) {
+    Run r;
+    open_run(&r, c, run, comm);
+    start_run(&r);
+    int status = RUN_FINISHED;
+    for (int64_t step = r.state.step; step < c->steps; step++) {
+        StepRecord rec;
+        memset(&rec, 0, sizeof rec);
+        step_compute(&r, step, due(step, c->snapshot_every), &rec);
+        if (due(step, c->snapshot_every)) emit_snapshot(&r, step);
+        if (due(step, c->eval_every)) run_heldout_eval(&r.heldout, &r.model, comm, run, step);
+        step_update(&r, step, &rec);
+        if (comm->rank == 0) sink_step(&rec);
+        sink_poll();
+        if (due(step + 1, c->check_every)) check_replicas(&r, step + 1);
+        int stop = comm_group_any(comm, g_stop_requested != 0);
+        if (due(step + 1, c->checkpoint_every) || step + 1 == c->steps || stop) save_checkpoint(&r);
+        if (stop) { status = RUN_STOPPED; break; }
+    }
+    close_run(&r);
+    return status;
+}

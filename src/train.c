@@ -1,0 +1,89 @@
+/* train.c — the `train` command: config, plan, signals, the group's queue of
+ * runs, and the dataset on job rank 0. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "cli.h"
+#include "comm.h"
+#include "config.h"
+#include "run.h"
+#include "sink.h"
+#include "sweep.h"
+#include "util.h"
+
+/* Exit code of a run stopped by SIGUSR1/SIGTERM after checkpointing:
+ * the job script requeues on it (EX_TEMPFAIL). */
+#define EXIT_STOPPED 75
+
+static void on_stop_signal(int sig) { (void)sig; g_stop_requested = 1; }
+
+static void train_usage(FILE *fp) {
+    fprintf(fp,
+        "usage: reluscope train CONFIG [key=value ...]\n"
+        "Runs every (size, seed) of CONFIG (docs/config.md lists the keys), data-parallel\n"
+        "over the job's MPI ranks, writing OUT_DIR/dataset.nc and checkpoints under\n"
+        "OUT_DIR/checkpoints/. Resumes from the newest valid checkpoints by itself.\n"
+        "SIGUSR1 or SIGTERM: finish the step, checkpoint, flush, exit %d (requeue me).\n"
+        "Example: mpirun -np 2 bin/reluscope train configs/demo.conf steps=200 seeds=0,1\n",
+        EXIT_STOPPED);
+}
+
+static char *joined_command_line(int argc, char **argv) {
+    size_t len = 32;
+    for (int i = 0; i < argc; i++) len += strlen(argv[i]) + 1;
+    char *s = xmalloc(len);
+    strcpy(s, "reluscope train");
+    for (int i = 1; i < argc; i++) { strcat(s, " "); strcat(s, argv[i]); }
+    return s;
+}
+
+/* Plan on every rank (same inputs, same plan); only rank 0 reports problems. */
+static int plan_or_report(SweepPlan *plan, const Config *c, int rank) {
+    char err[1024];
+    if (sweep_plan(plan, c, comm_world_size(), err, sizeof err) == 0) return 0;
+    if (rank == 0) fprintf(stderr, "reluscope: error: %s\n", err);
+    return -1;
+}
+
+int cmd_train(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        train_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    int rank = comm_world_rank();
+    Config c;
+    config_build(&c, argv[1], argc - 2, argv + 2);
+    static SweepPlan plan;
+    if (plan_or_report(&plan, &c, rank) != 0) return 1;
+    if (rank == 0) {
+        if (mkdir_p(c.out_dir) != 0) die("%s: cannot create the output folder", c.out_dir);
+        printf("# reluscope train: effective config\n");
+        config_print(&c, stdout);
+        sweep_print(&plan, &c, stdout);
+        fflush(stdout);
+    }
+    char *cmdline = joined_command_line(argc, argv);
+    char start[64], layout[256];
+    time_t now = time(NULL);
+    strftime(start, sizeof start, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    snprintf(layout, sizeof layout, "%d ranks, %d group(s)", comm_world_size(), plan.n_groups);
+    SinkMeta meta = {cmdline, start, layout};
+    sink_open(&c, &plan, &meta);
+    signal(SIGUSR1, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+    Comm comm;
+    int group = plan.group_of_rank[rank];
+    comm_split(&comm, group, rank);
+    int stopped = 0;
+    for (int i = 0; i < plan.n_queue[group] && !stopped; i++)
+        stopped = train_run(&c, plan.queue[group][i], &comm) == RUN_STOPPED;
+    if (comm.rank == 0) sink_group_done(group);
+    sink_close(plan.n_groups);
+    comm_free(&comm);
+    free(cmdline);
+    stopped = comm_world_any(stopped);
+    if (rank == 0 && stopped) printf("stopped on request; checkpoints written; exit %d\n", EXIT_STOPPED);
+    return stopped ? EXIT_STOPPED : 0;
+}
