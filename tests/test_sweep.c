@@ -1,0 +1,66 @@
+/* test_sweep.c — the sweep planner: every run planned exactly once, every
+ * group's rank count divides the batch, impossible layouts refused. */
+#include <string.h>
+#include "check.h"
+#include "sweep.h"
+
+static Config make_config(int n_sizes, int n_seeds, int B) {
+    Config c;
+    memset(&c, 0, sizeof c);
+    ModelSize small = {"small", 2, 64, 4, 256, 64, 256}, big = {"big", 6, 256, 8, 1024, 128, 256};
+    c.n_sizes = n_sizes;
+    for (int i = 0; i < n_sizes; i++) c.sizes[i] = i % 2 ? big : small;
+    c.n_seeds = n_seeds;
+    for (int i = 0; i < n_seeds; i++) c.seeds[i] = (uint64_t)i;
+    c.batch_size = B;
+    c.steps = 10;
+    return c;
+}
+
+static void check_plan(const SweepPlan *p, const Config *c, int W, const char *what) {
+    int seen[MAX_RUNS] = {0}, ranks = 0;
+    for (int g = 0; g < p->n_groups; g++) {
+        CHECK(c->batch_size % p->group_size[g] == 0, "%s: group %d size %d does not divide B",
+              what, g, p->group_size[g]);
+        ranks += p->group_size[g];
+        for (int i = 0; i < p->n_queue[g]; i++) seen[p->queue[g][i]]++;
+    }
+    CHECK(ranks == W, "%s: %d ranks planned of %d", what, ranks, W);
+    for (int r = 0; r < p->n_runs; r++) CHECK(seen[r] == 1, "%s: run %d planned %d times", what, r, seen[r]);
+    for (int w = 0; w < W; w++) {
+        int g = p->group_of_rank[w];
+        CHECK(g >= 0 && w >= p->group_first_rank[g] && w < p->group_first_rank[g] + p->group_size[g],
+              "%s: rank %d not inside its group %d", what, w, g);
+    }
+}
+
+int main(void) {
+    char err[512];
+    SweepPlan p;
+    for (int W = 1; W <= 8; W *= 2) {
+        Config c = make_config(2, 2, 16);
+        char what[64];
+        snprintf(what, sizeof what, "2x2 runs on %d ranks", W);
+        CHECK(sweep_plan(&p, &c, W, err, sizeof err) == 0, "%s: %s", what, err);
+        check_plan(&p, &c, W, what);
+    }
+    /* more ranks than runs: the bigger model gets more ranks */
+    Config c = make_config(2, 1, 16);
+    CHECK(sweep_plan(&p, &c, 6, err, sizeof err) == 0, "6 ranks 2 runs: %s", err);
+    check_plan(&p, &c, 6, "2 runs on 6 ranks");
+    CHECK(p.group_size[1] > p.group_size[0], "big run got %d ranks, small %d",
+          p.group_size[1], p.group_size[0]);
+    /* 3 ranks, one run, B = 16: no divisor layout uses every rank */
+    c = make_config(1, 1, 16);
+    CHECK(sweep_plan(&p, &c, 3, err, sizeof err) != 0, "3 ranks for B=16 accepted");
+    CHECK(strstr(err, "batch_size") != NULL, "message names batch_size: %s", err);
+    /* ranks_per_run that does not divide the rank count */
+    c = make_config(2, 2, 16);
+    c.ranks_per_run = 3;
+    CHECK(sweep_plan(&p, &c, 4, err, sizeof err) != 0, "ranks_per_run 3 on 4 ranks accepted");
+    c.ranks_per_run = 2;
+    CHECK(sweep_plan(&p, &c, 4, err, sizeof err) == 0, "ranks_per_run 2 on 4: %s", err);
+    check_plan(&p, &c, 4, "rpr 2 on 4 ranks");
+    CHECK(p.n_groups == 2 && p.n_queue[0] == 2 && p.n_queue[1] == 2, "2 groups x 2 runs");
+    return test_done("sweep");
+}
