@@ -33,6 +33,7 @@ typedef struct {
     int n_shards;
     Shard *shards;
     int64_t total_tokens;
+    char pattern[RS_PATH_MAX];  /* the glob it was opened with (for messages) */
 } TokenSet;
 
 /* Open every shard matching a glob (sorted by name). Validates magic,
@@ -41,8 +42,14 @@ typedef struct {
 int  tokenset_open(TokenSet *ts, const char *glob_pattern, int V, char *err, size_t errlen);
 void tokenset_close(TokenSet *ts);
 
-/* Write a shard atomically. 0 ok, -1 + err. */
+/* Write a shard atomically. 0 ok, -1 + err. 1 <= count <= 2^32-1 (the
+ * header count is read as uint32, so one shard may exceed 2^31 tokens). */
 int shard_write(const char *path, const uint16_t *tokens, int64_t count, char *err, size_t errlen);
+
+/* Windows of T+1 tokens at stride T in a shard of `count` tokens:
+ * (count-1)/T, or 0 when count < T+1. Windows never straddle shards. */
+int64_t shard_windows(int64_t count, int T);
+int64_t tokenset_windows(const TokenSet *ts, int T);
 
 typedef struct {
     const TokenSet *ts;
@@ -61,12 +68,23 @@ void free_sampler(Sampler *s);
 /* Window index of global sequence g (pure function). */
 int64_t sampler_window(const Sampler *s, int64_t g);
 
+/* The seeded bijection of [0, W) used by random mode for one epoch. */
+int64_t sampler_permute(uint64_t seed, int64_t epoch, int64_t i, int64_t W);
+
+/* Global window w -> (shard index, token offset of its first token). */
+void sampler_locate(const Sampler *s, int64_t w, int *shard, int64_t *offset);
+
 /* Copy sequences [first, first+count) of step's global batch into out:
  * count rows of T+1 tokens (inputs are row[0..T-1], targets row[1..T]). */
 void sampler_fill(const Sampler *s, int64_t step, int first, int count, uint16_t *out);
 
 /* The fixed held-out batch: the first n_seq windows of the set in order
- * (identical for every seed and size with the same T). */
+ * (identical for every seed and size with the same T). If the set holds
+ * fewer windows it wraps around; call heldout_check first to refuse that. */
 void heldout_fill(const TokenSet *ts, int T, int n_seq, uint16_t *out);
+
+/* -1 + "PATTERN: the held-out set needs N windows ..." if the set holds
+ * fewer than n_seq windows of T+1 tokens. */
+int  heldout_check(const TokenSet *ts, int T, int n_seq, char *err, size_t errlen);
 
 #endif
