@@ -39,16 +39,20 @@ typedef struct {
 } PreactStats;
 
 /* The fused ReLU + counting kernel (called by the model's MLP forward):
- *   pre[n][f] += bias[f]; act[n][f] = max(pre, 0); counts updated;
+ *   x = pre[n][f] + bias[f]; act[n][f] = x > 0 ? x : +0; counts updated;
  * for B sequences of T tokens (N = B*T rows of F). `counts` may be NULL
  * (no counting), `pre_stats` may be NULL (not a snapshot step).
- * `pre` and `act` may alias (in place). seen_scratch: F bytes. */
+ * `pre` and `act` may alias (in place): they are the same pointer or
+ * disjoint (a partial overlap is an error). seen_scratch: F bytes of scratch
+ * whose contents on entry do not matter; needed only when counting.
+ * Counts and stats ACCUMULATE (+=, max) into what the caller passes. */
 void relu_count_forward(float *act, const float *pre, const float *bias,
                         int B, int T, int F, UsageCounts *counts,
                         PreactStats *pre_stats, uint8_t *seen_scratch);
 
 /* Quantile rule of SPEC §3 on a histogram of counts 0..F over total items:
- * the value x(max(1, ceil(q*total))) of the sorted items. q given ×10000. */
+ * the value x(max(1, ceil(q*total))) of the sorted items. q given ×10000
+ * (0..10000). total <= 0 (no items) returns 0. */
 int hist_quantile(const int64_t *hist, int F, int64_t total, int q_e4);
 
 /* Derived per-layer numbers of one step (from summed counts). */
@@ -75,6 +79,9 @@ typedef struct {
 
 void build_death_tracker(DeathTracker *t, int F, long window);
 void free_death_tracker(DeathTracker *t);
+/* Zero fires_since_snap and tokens_since_snap after a snapshot is taken
+ * (last_fire is kept: it is the off/dead state). */
+void death_tracker_reset_snapshot(DeathTracker *t);
 /* Advance by one step with this step's summed fire counts; fills the
  * dead_frac, turned_off and revived fields of m. */
 void death_tracker_step(DeathTracker *t, long step, const int64_t *fire_count,
