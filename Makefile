@@ -2,7 +2,8 @@
 CC       := mpicc
 OPT      ?= -O3 -march=native
 CFLAGS   ?= $(OPT) -std=c11 -Wall -Wextra -Werror -pedantic -D_GNU_SOURCE -g
-CPPFLAGS += -Iinclude
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CPPFLAGS += -Iinclude -DRELUSCOPE_GIT='"$(GIT_COMMIT)"' 
 LDLIBS   := -lscalapack-openmpi -lnetcdf -lopenblas -lz -lm
 BUILD    ?= build
 BIN      ?= bin

@@ -59,6 +59,9 @@ typedef struct {
     int overwrite;                   /* allow replacing a dataset of another config */
     /* test-only fault injection: loss becomes NaN at this step (-1 = never) */
     long debug_nan_step;
+    /* stop as if preempted once this many steps are done (-1 = never): for
+     * preemption drills and resume tests */
+    long stop_at_step;
 } Config;
 
 /* Defaults, with the built-in sizes defined and sizes = tiny, seeds = 0. */

@@ -16,10 +16,7 @@ void build_heldout(Heldout *h, const Config *c, const ModelSize *s, Comm *comm) 
     h->n_seq = (int)(c->eval_tokens / s->T);
     TokenSet ts;
     if (tokenset_open(&ts, c->val_data, s->V, err, sizeof err) != 0) die("%s", err);
-    int64_t windows = ts.total_tokens > 0 ? (ts.total_tokens - 1) / s->T : 0;
-    if (windows < h->n_seq)
-        die("%s: the validation split holds %lld windows of %d tokens, eval_tokens = %ld needs %d",
-            c->val_data, (long long)windows, s->T + 1, c->eval_tokens, h->n_seq);
+    if (heldout_check(&ts, s->T, h->n_seq, err, sizeof err) != 0) die("%s", err);
     uint16_t *all = xmalloc((size_t)h->n_seq * (s->T + 1) * sizeof *all);
     heldout_fill(&ts, s->T, h->n_seq, all);
     tokenset_close(&ts);
@@ -145,7 +142,7 @@ int cmd_eval(int argc, char **argv) {
     char err[1024];
     TokenSet ts;
     if (tokenset_open(&ts, shard, m.cfg.V, err, sizeof err) != 0) die("%s", err);
-    int64_t n64 = ts.total_tokens > 0 ? (ts.total_tokens - 1) / T : 0;
+    int64_t n64 = tokenset_windows(&ts, T);
     if (n64 < 1) die("%s: fewer than T+1 = %d tokens", shard, T + 1);
     if (n64 > (1 << 30)) die("%s: too many windows for one evaluation", shard);
     int n = (int)n64;

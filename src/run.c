@@ -21,7 +21,7 @@ typedef struct {
     int run, B_local, first_seq;
     ModelSize size;
     uint64_t seed;
-    char ckpt_dir[RS_PATH_MAX], name[96];
+    char ckpt_dir[RS_PATH_MAX + 128], name[96];
     TokenSet train;
     Sampler sampler;
     Model model;
@@ -44,7 +44,9 @@ static void open_run(Run *r, const Config *c, int run, Comm *comm) {
     r->size = c->sizes[si];
     r->seed = c->seeds[ki];
     run_name(c, run, r->name, sizeof r->name);
-    snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints/%s", c->out_dir, r->name);
+    if (snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints/%s", c->out_dir, r->name)
+        >= (int)sizeof r->ckpt_dir)
+        die("out_dir '%s': path too long", c->out_dir);
     r->B_local = c->batch_size / comm->size;
     r->first_seq = comm->rank * r->B_local;
     if (tokenset_open(&r->train, c->train_data, r->size.V, err, sizeof err) != 0)
@@ -217,8 +219,8 @@ static void emit_snapshot(Run *r, int64_t step) {
 
 static void save_checkpoint(Run *r) {
     char err[1024];
+    if (r->comm->rank != 0) return;   /* replicas are identical: the leader writes */
     sink_make_durable(r->run, r->state.step - 1);
-    if (r->comm->rank != 0) return;
     char *text = config_to_string(r->c);
     if (mkdir_p(r->ckpt_dir) != 0) die("%s: cannot create the checkpoint folder", r->ckpt_dir);
     if (checkpoint_save(r->ckpt_dir, &r->size, text, &r->model, &r->opt, &r->state, 2,
@@ -244,7 +246,8 @@ int train_run(const Config *c, int run, Comm *comm) {
         if (comm->rank == 0) sink_step(&rec);
         sink_poll();
         if (due(step + 1, c->check_every)) check_replicas(&r, step + 1);
-        int stop = comm_group_any(comm, g_stop_requested != 0);
+        int stop = comm_group_any(comm, g_stop_requested != 0) ||
+                   (c->stop_at_step >= 0 && step + 1 == c->stop_at_step);
         if (due(step + 1, c->checkpoint_every) || step + 1 == c->steps || stop) save_checkpoint(&r);
         if (stop) { status = RUN_STOPPED; break; }
     }

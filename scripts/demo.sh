@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# make demo: the default main job. Fetches and prepares the Brown corpus
+# (BPE, 4096 tokens) once, runs configs/demo.conf (2 sizes x 2 seeds) under
+# mpirun with 2 ranks, then writes the report. Re-running resumes/finishes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+RANKS=${RANKS:-2}
+brown=$(bash scripts/fetch-brown.sh | tail -n 1)
+if [ ! -f data/brown/meta.txt ]; then
+    bin/reluscope prepare --out data/brown --tokenizer bpe --vocab 4096 "$brown"/*.txt
+fi
+mpirun --oversubscribe -np "$RANKS" bin/reluscope train configs/demo.conf "$@"
+echo "dataset: $(pwd)/runs/demo/dataset.nc"
+if [ -f analysis/report.py ]; then
+    /usr/bin/python3 analysis/report.py runs/demo/dataset.nc -o runs/demo/report
+    echo "report:  $(pwd)/runs/demo/report/index.html"
+fi
