@@ -1,0 +1,558 @@
+/* checkpoint.c — atomic, checksummed checkpoints of one run.
+ *
+ * The byte layout is documented in docs/checkpoint.md; layout_of() below is
+ * the single place that computes the offsets, so writer and reader cannot
+ * disagree. A load maps the file, verifies everything (magic, version,
+ * length, CRC, tensor table, size) and only then copies into the model, so a
+ * bad file never leaves a half-loaded model behind. */
+#include "checkpoint.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "record.h"
+#include "util.h"
+
+/* The format is little-endian. Header fields are packed byte by byte, but
+ * the bulk arrays (floats, int64 trackers) are written straight from memory,
+ * which is only correct on a little-endian host: refuse to build elsewhere
+ * rather than write files other machines would misread. */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "checkpoint.c writes bulk arrays in host order and needs a little-endian host"
+#endif
+
+#define CKPT_MAGIC "RSCKPT01"
+#define CKPT_VERSION 1u
+#define HEADER_BYTES 160u
+#define TENSOR_ENTRY_BYTES 64u
+#define TENSOR_NAME_BYTES 16u
+/* Format sanity bounds (not config policy): they keep every size product of
+ * a damaged or hostile header far from 64-bit overflow. */
+#define FIELD_MAX (1 << 20)
+#define VOCAB_MAX 65536
+
+/* Tensor names in checkpoint order; must match the model's PARAM_NAMES
+ * (checked on every save and load, so a reordered model fails loudly). */
+static const char *const LAYOUT_NAMES[NUM_PARAM_TENSORS] = {
+    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ------------------------------------------------------------- layout */
+
+static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint32_t get_u32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t pad8(uint64_t x) { return (x + 7) & ~(uint64_t)7; }
+
+/* Shape of tensor i in terms of the size; returns ndim (dims beyond it 0). */
+static int tensor_shape(const ModelSize *s, int i, uint64_t dims[3]) {
+    uint64_t L = (uint64_t)s->L, d = (uint64_t)s->d, F = (uint64_t)s->F;
+    uint64_t T = (uint64_t)s->T, V = (uint64_t)s->V;
+    const uint64_t shapes[NUM_PARAM_TENSORS][4] = {   /* ndim, dims... */
+        {2, V, d, 0}, {2, T, d, 0}, {2, L, d, 0}, {2, L, d, 0},
+        {3, L, d, 3 * d}, {2, L, 3 * d, 0}, {3, L, d, d}, {2, L, d, 0},
+        {2, L, d, 0}, {2, L, d, 0}, {3, L, d, F}, {2, L, F, 0},
+        {3, L, F, d}, {2, L, d, 0}, {1, d, 0, 0}, {1, d, 0, 0}};
+    memcpy(dims, shapes[i] + 1, 3 * sizeof *dims);
+    return (int)shapes[i][0];
+}
+
+static uint64_t tensor_count(const ModelSize *s, int i) {
+    uint64_t dims[3], n = 1;
+    int nd = tensor_shape(s, i, dims);
+    for (int k = 0; k < nd; k++) n *= dims[k];
+    return n;
+}
+
+static uint64_t total_params(const ModelSize *s) {
+    uint64_t n = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) n += tensor_count(s, i);
+    return n;
+}
+
+/* Byte offsets of every section (docs/checkpoint.md, "Layout"). */
+typedef struct { uint64_t table, params, m, v, trackers, crc, total; } Layout;
+
+static Layout layout_of(const ModelSize *s, uint64_t config_len) {
+    Layout o;
+    uint64_t P = total_params(s), F = (uint64_t)s->F;
+    o.table = pad8(HEADER_BYTES + config_len);
+    o.params = o.table + (uint64_t)NUM_PARAM_TENSORS * TENSOR_ENTRY_BYTES;
+    o.m = o.params + 4 * P;
+    o.v = o.m + 4 * P;
+    o.trackers = pad8(o.v + 4 * P);
+    o.crc = o.trackers + 8 + (uint64_t)s->L * (16 + 16 * F);
+    o.total = o.crc + 4;
+    return o;
+}
+
+/* ----------------------------------------------------------- writing */
+
+typedef struct { FILE *fp; uint32_t crc; int failed, saved_errno; } Writer;
+
+static void w_bytes(Writer *w, const void *p, size_t n) {
+    if (w->failed || n == 0) return;
+    if (write_all(w->fp, p, n) != 0) { w->failed = 1; w->saved_errno = errno; return; }
+    w->crc = crc32_update(w->crc, p, n);
+}
+
+static void w_zeros(Writer *w, size_t n) {
+    static const uint8_t zeros[8] = {0};
+    w_bytes(w, zeros, n);
+}
+
+static void pack_header(uint8_t *h, const ModelSize *ms, const Optimizer *opt,
+                        const RunState *rs, uint64_t config_len) {
+    memset(h, 0, HEADER_BYTES);
+    memcpy(h, CKPT_MAGIC, 8);
+    put_u32(h + 8, CKPT_VERSION);
+    put_u32(h + 12, HEADER_BYTES);
+    const int f[6] = {ms->L, ms->d, ms->h, ms->F, ms->T, ms->V};
+    for (int i = 0; i < 6; i++) put_u32(h + 16 + 4 * i, (uint32_t)f[i]);
+    memcpy(h + 40, ms->name, strnlen(ms->name, SIZE_NAME_MAX - 1));
+    put_u64(h + 72, rs->seed);
+    put_u64(h + 80, (uint64_t)rs->step);
+    put_u64(h + 88, (uint64_t)rs->tokens_seen);
+    for (int i = 0; i < 4; i++) put_u64(h + 96 + 8 * i, rs->rng_state[i]);
+    put_u32(h + 128, (uint32_t)opt->kind);
+    put_u32(h + 132, NUM_PARAM_TENSORS);
+    put_u64(h + 136, (uint64_t)(int64_t)opt->t);
+    put_u64(h + 144, total_params(ms));
+    put_u64(h + 152, config_len);
+}
+
+static void write_tensor_table(Writer *w, const ModelSize *ms) {
+    uint64_t offset = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        uint8_t e[TENSOR_ENTRY_BYTES] = {0};
+        uint64_t dims[3];
+        int nd = tensor_shape(ms, i, dims);
+        memcpy(e, LAYOUT_NAMES[i], strlen(LAYOUT_NAMES[i]));
+        put_u32(e + 16, (uint32_t)nd);
+        for (int k = 0; k < 3; k++) put_u64(e + 24 + 8 * k, dims[k]);
+        put_u64(e + 48, tensor_count(ms, i));
+        put_u64(e + 56, offset);
+        offset += tensor_count(ms, i);
+        w_bytes(w, e, sizeof e);
+    }
+}
+
+static void write_trackers(Writer *w, const ModelSize *ms, const RunState *rs) {
+    uint8_t head[8];
+    put_u32(head, (uint32_t)ms->L);
+    put_u32(head + 4, (uint32_t)ms->F);
+    w_bytes(w, head, sizeof head);
+    for (int l = 0; l < ms->L; l++) {
+        const DeathTracker *t = &rs->trackers[l];
+        int64_t scalars[2] = {(int64_t)t->window, t->tokens_since_snap};
+        w_bytes(w, scalars, sizeof scalars);
+        w_bytes(w, t->last_fire, (size_t)ms->F * sizeof(int64_t));
+        w_bytes(w, t->fires_since_snap, (size_t)ms->F * sizeof(int64_t));
+    }
+}
+
+/* The model must be laid out the way this format expects. */
+static int check_model_matches(const ModelSize *ms, const Model *m, char *why, size_t n) {
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        if (strcmp(PARAM_NAMES[i], LAYOUT_NAMES[i]) != 0)
+            return fail(why, n, "internal error: model tensor %d is '%s', the checkpoint "
+                        "layout expects '%s'", i, PARAM_NAMES[i], LAYOUT_NAMES[i]);
+        if ((uint64_t)m->param_sizes[i] != tensor_count(ms, i))
+            return fail(why, n, "internal error: model tensor '%s' has %zu values, the size "
+                        "implies %llu", LAYOUT_NAMES[i], m->param_sizes[i],
+                        (unsigned long long)tensor_count(ms, i));
+    }
+    if ((uint64_t)m->num_params != total_params(ms))
+        return fail(why, n, "internal error: the model has %zu parameters, the size implies %llu",
+                    m->num_params, (unsigned long long)total_params(ms));
+    return 0;
+}
+
+static int check_save_inputs(const ModelSize *ms, const Model *m, const Optimizer *opt,
+                             const RunState *rs, char *why, size_t n) {
+    if (check_model_matches(ms, m, why, n) != 0) return -1;
+    if (opt->n != m->num_params)
+        return fail(why, n, "internal error: the optimizer holds %zu values for %zu parameters",
+                    opt->n, m->num_params);
+    /* a load refuses negative counters, so never write them */
+    if (rs->step < 0 || rs->tokens_seen < 0 || opt->t < 0)
+        return fail(why, n, "internal error: negative step, token count or optimizer count");
+    if (!rs->trackers) return fail(why, n, "internal error: no death trackers to save");
+    for (int l = 0; l < ms->L; l++)
+        if (rs->trackers[l].F != ms->F)
+            return fail(why, n, "internal error: tracker of layer %d has F=%d, the size F=%d",
+                        l, rs->trackers[l].F, ms->F);
+    return 0;
+}
+
+/* Streams every section through the CRC into af (see docs/checkpoint.md). */
+static int write_checkpoint(AtomicFile *af, const ModelSize *ms, const char *text,
+                            const Model *m, const Optimizer *opt, const RunState *rs) {
+    Writer w = {af->fp, 0, 0, 0};
+    uint64_t clen = text ? strlen(text) : 0;
+    Layout o = layout_of(ms, clen);
+    uint8_t header[HEADER_BYTES];
+    pack_header(header, ms, opt, rs, clen);
+    w_bytes(&w, header, sizeof header);
+    w_bytes(&w, text, clen);
+    w_zeros(&w, (size_t)(o.table - HEADER_BYTES - clen));
+    write_tensor_table(&w, ms);
+    w_bytes(&w, m->params_memory, m->num_params * sizeof(float));
+    w_bytes(&w, opt->m, opt->n * sizeof(float));
+    w_bytes(&w, opt->v, opt->n * sizeof(float));
+    w_zeros(&w, (size_t)(o.trackers - (o.v + 4 * (uint64_t)opt->n)));
+    write_trackers(&w, ms, rs);
+    uint8_t crc[4];
+    put_u32(crc, w.crc);
+    w_bytes(&w, crc, sizeof crc);
+    if (w.failed) errno = w.saved_errno;
+    return w.failed ? -1 : 0;
+}
+
+/* ------------------------------------------------ listing and pruning */
+
+typedef struct { int64_t step; char name[40]; } Entry;
+
+/* "ckpt_<at least 8 digits>.bin" -> step; -1 for any other name (temp files too). */
+static int64_t parse_name(const char *name) {
+    size_t n = strlen(name);
+    if (n < 5 + 8 + 4 || n >= sizeof ((Entry *)0)->name || strncmp(name, "ckpt_", 5) != 0 ||
+        strcmp(name + n - 4, ".bin") != 0)
+        return -1;
+    int64_t step = 0;
+    for (size_t i = 5; i < n - 4; i++) {
+        if (name[i] < '0' || name[i] > '9' || step > (INT64_MAX - 9) / 10) return -1;
+        step = step * 10 + (name[i] - '0');
+    }
+    return step;
+}
+
+static int newest_first(const void *a, const void *b) {
+    int64_t x = ((const Entry *)a)->step, y = ((const Entry *)b)->step;
+    return x < y ? 1 : x > y ? -1 : strcmp(((const Entry *)a)->name, ((const Entry *)b)->name);
+}
+
+/* The checkpoints of dir, newest first (malloc'd); -1 if dir cannot be read. */
+static int list_checkpoints(const char *dir, Entry **out) {
+    DIR *d = opendir(dir);
+    *out = NULL;
+    if (!d) return -1;
+    int n = 0, cap = 0;
+    Entry *e = NULL;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        int64_t step = parse_name(de->d_name);
+        if (step < 0) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            Entry *grown = realloc(e, (size_t)cap * sizeof *e);
+            if (!grown) die("out of memory listing %s", dir);
+            e = grown;
+        }
+        e[n].step = step;
+        memcpy(e[n].name, de->d_name, strlen(de->d_name) + 1);   /* parse_name bounds it */
+        n++;
+    }
+    closedir(d);
+    if (n > 1) qsort(e, (size_t)n, sizeof *e, newest_first);
+    *out = e;
+    return n;
+}
+
+/* After saving `step`: keep the `keep` newest checkpoints up to it, and drop
+ * any with a later step — those belong to a timeline the run abandoned when
+ * it resumed from an older checkpoint (the newer ones failed verification). */
+static void prune(const char *dir, int64_t step, int keep) {
+    Entry *e;
+    int n = list_checkpoints(dir, &e);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (e[i].step <= step && (keep <= 0 || kept < keep)) { kept++; continue; }
+        char path[RS_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, e[i].name);
+        if (unlink(path) != 0 && errno != ENOENT)
+            warn_msg("%s: cannot remove an old checkpoint: %s", path, strerror(errno));
+    }
+    free(e);
+}
+
+int checkpoint_save(const char *dir, const ModelSize *ms, const char *config_text,
+                    const Model *m, const Optimizer *opt, const RunState *rs,
+                    int keep, char *err, size_t errlen) {
+    char path[RS_PATH_MAX], why[512];
+    if (snprintf(path, sizeof path, "%s/ckpt_%08lld.bin", dir, (long long)rs->step) >=
+        (int)sizeof path - 32)
+        return fail(err, errlen, "%s: the checkpoint folder path is too long", dir);
+    if (check_save_inputs(ms, m, opt, rs, why, sizeof why) != 0)
+        return fail(err, errlen, "%s: %s", path, why);
+    if (mkdir_p(dir) != 0)
+        return fail(err, errlen, "%s: cannot create the checkpoint folder: %s", dir,
+                    strerror(errno));
+    AtomicFile af;
+    if (atomic_open(&af, path) != 0)
+        return fail(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+    if (write_checkpoint(&af, ms, config_text, m, opt, rs) != 0) {
+        int e = errno;
+        atomic_abort(&af);
+        return fail(err, errlen, "%s: write failed: %s", path, strerror(e));
+    }
+    if (atomic_commit(&af) != 0)
+        return fail(err, errlen, "%s: cannot complete the write: %s", path, strerror(errno));
+    prune(dir, rs->step, keep);
+    return 0;
+}
+
+/* ----------------------------------------------------------- reading */
+
+typedef struct {
+    uint8_t *map;           /* the whole file, read-only */
+    size_t len;
+    ModelSize size;
+    uint64_t seed, rng[4], config_len;
+    int64_t step, tokens_seen, opt_t;
+    uint32_t opt_kind;
+    Layout o;
+} Ckpt;
+
+static void ckpt_close(Ckpt *k) {
+    if (k->map) munmap(k->map, k->len);
+    k->map = NULL;
+}
+
+/* Header sanity, before any offset derived from it is trusted. */
+static int parse_header(Ckpt *k, char *why, size_t n) {
+    const uint8_t *h = k->map;
+    if (get_u32(h + 12) != HEADER_BYTES)
+        return fail(why, n, "header length %u, expected %u", get_u32(h + 12), HEADER_BYTES);
+    uint32_t f[6];
+    for (int i = 0; i < 6; i++) f[i] = get_u32(h + 16 + 4 * i);
+    for (int i = 0; i < 6; i++)
+        if (f[i] < 1 || f[i] > (i == 5 ? VOCAB_MAX : i == 0 ? MAX_LAYERS : FIELD_MAX))
+            return fail(why, n, "implausible model size field %c=%u", "LdhFTV"[i], f[i]);
+    ModelSize *s = &k->size;
+    memset(s, 0, sizeof *s);
+    s->L = (int)f[0]; s->d = (int)f[1]; s->h = (int)f[2];
+    s->F = (int)f[3]; s->T = (int)f[4]; s->V = (int)f[5];
+    memcpy(s->name, h + 40, SIZE_NAME_MAX - 1);   /* the last byte stays NUL */
+    k->seed = get_u64(h + 72);
+    k->step = (int64_t)get_u64(h + 80);
+    k->tokens_seen = (int64_t)get_u64(h + 88);
+    for (int i = 0; i < 4; i++) k->rng[i] = get_u64(h + 96 + 8 * i);
+    k->opt_kind = get_u32(h + 128);
+    k->opt_t = (int64_t)get_u64(h + 136);
+    k->config_len = get_u64(h + 152);
+    if (get_u32(h + 132) != NUM_PARAM_TENSORS)
+        return fail(why, n, "%u tensors, expected %d", get_u32(h + 132), NUM_PARAM_TENSORS);
+    if (get_u64(h + 144) != total_params(s))
+        return fail(why, n, "parameter count %llu does not match the size's %llu",
+                    (unsigned long long)get_u64(h + 144), (unsigned long long)total_params(s));
+    if (k->opt_kind > OPT_SGD) return fail(why, n, "unknown optimizer kind %u", k->opt_kind);
+    if (k->step < 0 || k->tokens_seen < 0 || k->opt_t < 0)
+        return fail(why, n, "negative step or counter");
+    if (k->config_len > k->len) return fail(why, n, "config text longer than the file");
+    k->o = layout_of(s, k->config_len);
+    return 0;
+}
+
+/* The tensor table and the tracker header must say what the size implies. */
+static int check_tables(const Ckpt *k, char *why, size_t n) {
+    uint64_t offset = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        const uint8_t *e = k->map + k->o.table + (uint64_t)i * TENSOR_ENTRY_BYTES;
+        uint64_t dims[3];
+        uint32_t nd = (uint32_t)tensor_shape(&k->size, i, dims);
+        int ok = strncmp((const char *)e, LAYOUT_NAMES[i], TENSOR_NAME_BYTES) == 0 &&
+                 get_u32(e + 16) == nd && get_u64(e + 48) == tensor_count(&k->size, i) &&
+                 get_u64(e + 56) == offset;
+        for (int d = 0; d < 3; d++) ok = ok && get_u64(e + 24 + 8 * d) == dims[d];
+        if (!ok) return fail(why, n, "tensor table entry %d does not describe '%s' of this size",
+                             i, LAYOUT_NAMES[i]);
+        offset += tensor_count(&k->size, i);
+    }
+    const uint8_t *t = k->map + k->o.trackers;
+    if (get_u32(t) != (uint32_t)k->size.L || get_u32(t + 4) != (uint32_t)k->size.F)
+        return fail(why, n, "tracker section for %u layers of %u units, expected %d of %d",
+                    get_u32(t), get_u32(t + 4), k->size.L, k->size.F);
+    return 0;
+}
+
+static int map_file(Ckpt *k, const char *path, char *why, size_t n) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return fail(why, n, "cannot open: %s", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(why, n, "not a regular file");
+    }
+    if (st.st_size < (off_t)HEADER_BYTES + 4) {
+        close(fd);
+        return fail(why, n, "truncated or not a checkpoint (%lld bytes)", (long long)st.st_size);
+    }
+    k->len = (size_t)st.st_size;
+    void *p = mmap(NULL, k->len, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED) return fail(why, n, "cannot map: %s", strerror(e));
+    k->map = p;
+    return 0;
+}
+
+/* Maps and fully verifies a checkpoint; `why` gets the bare problem. */
+static int ckpt_open(Ckpt *k, const char *path, char *why, size_t n) {
+    memset(k, 0, sizeof *k);
+    if (map_file(k, path, why, n) != 0) return -1;
+    int rc = -1;
+    if (memcmp(k->map, CKPT_MAGIC, 8) != 0)
+        fail(why, n, "not a reluscope checkpoint (bad magic)");
+    else if (get_u32(k->map + 8) != CKPT_VERSION)
+        fail(why, n, "format version %u is not supported (this build reads version %u)",
+             get_u32(k->map + 8), CKPT_VERSION);
+    else if (parse_header(k, why, n) != 0)
+        ;
+    else if (k->o.total != (uint64_t)k->len)
+        fail(why, n, "file is %zu bytes, its header implies %llu (truncated or padded)",
+             k->len, (unsigned long long)k->o.total);
+    else {
+        uint32_t stored = get_u32(k->map + k->o.crc);
+        uint32_t computed = crc32_update(0, k->map, (size_t)k->o.crc);
+        if (stored != computed)
+            fail(why, n, "CRC-32 mismatch (stored %08x, computed %08x): the file is damaged",
+                 stored, computed);
+        else
+            rc = check_tables(k, why, n);
+    }
+    if (rc != 0) ckpt_close(k);
+    return rc;
+}
+
+int checkpoint_peek(const char *path, ModelSize *ms, uint64_t *seed, int64_t *step,
+                    char *err, size_t errlen) {
+    Ckpt k;
+    char why[512];
+    if (ckpt_open(&k, path, why, sizeof why) != 0) return fail(err, errlen, "%s: %s", path, why);
+    if (ms) *ms = k.size;
+    if (seed) *seed = k.seed;
+    if (step) *step = k.step;
+    ckpt_close(&k);
+    return 0;
+}
+
+static int same_shape(const ModelSize *a, const ModelSize *b) {
+    return a->L == b->L && a->d == b->d && a->h == b->h && a->F == b->F && a->T == b->T &&
+           a->V == b->V;
+}
+
+/* Everything that could refuse the load, before a single byte is copied. */
+static int check_destination(const Ckpt *k, const ModelSize *ms, const Model *m,
+                             const Optimizer *opt, const RunState *rs, char *why, size_t n) {
+    const ModelSize *f = &k->size;
+    if (!same_shape(f, ms))
+        return fail(why, n, "checkpoint is for size L=%d d=%d h=%d F=%d T=%d V=%d but the run "
+                    "is L=%d d=%d h=%d F=%d T=%d V=%d", f->L, f->d, f->h, f->F, f->T, f->V,
+                    ms->L, ms->d, ms->h, ms->F, ms->T, ms->V);
+    if (check_model_matches(ms, m, why, n) != 0) return -1;
+    if (opt && opt->n != m->num_params)
+        return fail(why, n, "internal error: the optimizer holds %zu values for %zu parameters",
+                    opt->n, m->num_params);
+    if (rs && rs->trackers)
+        for (int l = 0; l < ms->L; l++)
+            if (rs->trackers[l].F != ms->F)
+                return fail(why, n, "internal error: tracker of layer %d has F=%d, the size F=%d",
+                            l, rs->trackers[l].F, ms->F);
+    return 0;
+}
+
+static void copy_trackers(const Ckpt *k, RunState *rs) {
+    const uint8_t *p = k->map + k->o.trackers + 8;
+    size_t F = (size_t)k->size.F;
+    for (int l = 0; l < k->size.L; l++) {
+        DeathTracker *t = &rs->trackers[l];
+        /* the window stays the run's own (from its config): the file's copy
+         * at p is a record of what the run used so far */
+        t->tokens_since_snap = (int64_t)get_u64(p + 8);
+        memcpy(t->last_fire, p + 16, F * sizeof(int64_t));
+        memcpy(t->fires_since_snap, p + 16 + 8 * F, F * sizeof(int64_t));
+        p += 16 + 16 * F;
+    }
+}
+
+int checkpoint_load(const char *path, const ModelSize *ms, Model *m, Optimizer *opt,
+                    RunState *rs, char *err, size_t errlen) {
+    Ckpt k;
+    char why[512];
+    if (ckpt_open(&k, path, why, sizeof why) != 0) return fail(err, errlen, "%s: %s", path, why);
+    if (check_destination(&k, ms, m, opt, rs, why, sizeof why) != 0) {
+        ckpt_close(&k);
+        return fail(err, errlen, "%s: %s", path, why);
+    }
+    size_t bytes = m->num_params * sizeof(float);
+    memcpy(m->params_memory, k.map + k.o.params, bytes);
+    if (opt) {
+        /* the optimizer kind stays the caller's: `eval` loads any checkpoint
+         * into an AdamW-shaped Optimizer just to read past it */
+        memcpy(opt->m, k.map + k.o.m, bytes);
+        memcpy(opt->v, k.map + k.o.v, bytes);
+        opt->t = (long)k.opt_t;
+    }
+    if (rs) {
+        rs->step = k.step;
+        rs->tokens_seen = k.tokens_seen;
+        rs->seed = k.seed;
+        memcpy(rs->rng_state, k.rng, sizeof rs->rng_state);
+        if (rs->trackers) copy_trackers(&k, rs);
+    }
+    ckpt_close(&k);
+    return 0;
+}
+
+int checkpoint_find_latest(const char *dir, char *path, size_t pathlen) {
+    Entry *e;
+    int n = list_checkpoints(dir, &e);
+    if (n < 0) {
+        if (errno != ENOENT) warn_msg("%s: cannot list checkpoints: %s", dir, strerror(errno));
+        return 0;
+    }
+    int found = 0;
+    for (int i = 0; i < n && !found; i++) {
+        char full[RS_PATH_MAX], why[512];
+        snprintf(full, sizeof full, "%s/%s", dir, e[i].name);
+        Ckpt k;
+        if (ckpt_open(&k, full, why, sizeof why) != 0) {
+            warn_msg("%s: damaged checkpoint (%s), skipped", full, why);
+            continue;
+        }
+        ckpt_close(&k);
+        if ((size_t)snprintf(path, pathlen, "%s", full) >= pathlen) {
+            warn_msg("%s: path longer than %zu bytes, skipped", full, pathlen - 1);
+            continue;
+        }
+        found = 1;
+    }
+    free(e);
+    return found;
+}

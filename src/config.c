@@ -1,0 +1,690 @@
+/* config.c — the run configuration (see config.h and docs/config.md).
+ *
+ * Every ordinary key is one row of KEYS: its type, where it lives in Config,
+ * its default (as text, applied through the same parser so the defaults obey
+ * the same rules as user input) and its valid range. Setting, printing and
+ * validating all walk that one table, so a new key is one new row.
+ *
+ * Sizes are order-independent: `sizes = a, b` records names, and every
+ * `size.NAME = ...` definition fills any listed entry of that name, whenever
+ * it comes. config_validate reports a listed name that never got defined. */
+#include "config.h"
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "record.h"
+
+/* Sanity cap on d, h, F and T: keeps every tensor size product far from
+ * 64-bit overflow and catches typos such as an extra zero or two. */
+#define SIZE_FIELD_MAX (1 << 20)
+#define MAX_VOCAB 65536
+
+typedef enum { K_INT, K_LONG, K_DOUBLE, K_STRING, K_BOOL, K_SAMPLER, K_OPTIMIZER,
+               K_SIZES, K_SEEDS } KeyType;
+
+typedef struct {
+    const char *name;
+    KeyType type;
+    size_t off;              /* offset of the field in Config */
+    const char *def;         /* default, as it would be written in a file */
+    double lo, hi;           /* valid range of numbers */
+    int lo_open, hi_open;    /* 1: the bound itself is excluded */
+} KeyDef;
+
+#define OFF(field) offsetof(Config, field)
+#define NOMAX HUGE_VAL
+
+static const KeyDef KEYS[] = {
+    {"sizes", K_SIZES, 0, "tiny", 0, 0, 0, 0},
+    {"seeds", K_SEEDS, 0, "0", 0, 0, 0, 0},
+    {"ranks_per_run", K_INT, OFF(ranks_per_run), "0", 0, NOMAX, 0, 0},
+    {"train_data", K_STRING, OFF(train_data), "", 0, 0, 0, 0},
+    {"val_data", K_STRING, OFF(val_data), "", 0, 0, 0, 0},
+    {"sampler", K_SAMPLER, OFF(sampler), "random", 0, 0, 0, 0},
+    {"batch_size", K_INT, OFF(batch_size), "8", 1, NOMAX, 0, 0},
+    {"steps", K_LONG, OFF(steps), "100", 1, NOMAX, 0, 0},
+    {"optimizer", K_OPTIMIZER, OFF(optimizer), "adamw", 0, 0, 0, 0},
+    {"lr", K_DOUBLE, OFF(lr), "3e-4", 0, NOMAX, 1, 0},
+    {"lr_min", K_DOUBLE, OFF(lr_min), "3e-5", 0, NOMAX, 0, 0},
+    {"warmup_steps", K_LONG, OFF(warmup_steps), "10", 0, NOMAX, 0, 0},
+    {"beta1", K_DOUBLE, OFF(beta1), "0.9", 0, 1, 0, 1},
+    {"beta2", K_DOUBLE, OFF(beta2), "0.95", 0, 1, 0, 1},
+    {"eps", K_DOUBLE, OFF(eps), "1e-8", 0, NOMAX, 1, 0},
+    {"weight_decay", K_DOUBLE, OFF(weight_decay), "0.1", 0, NOMAX, 0, 0},
+    {"grad_clip", K_DOUBLE, OFF(grad_clip), "1.0", 0, NOMAX, 0, 0},
+    {"dead_window", K_LONG, OFF(dead_window), "100", 1, NOMAX, 0, 0},
+    {"snapshot_every", K_LONG, OFF(snapshot_every), "100", 0, NOMAX, 0, 0},
+    {"eval_every", K_LONG, OFF(eval_every), "100", 0, NOMAX, 0, 0},
+    {"eval_tokens", K_LONG, OFF(eval_tokens), "8192", 0, NOMAX, 0, 0},
+    {"spectrum_topk", K_INT, OFF(spectrum_topk), "16", 1, NOMAX, 0, 0},
+    {"out_dir", K_STRING, OFF(out_dir), "runs/default", 0, 0, 0, 0},
+    {"log_every", K_LONG, OFF(log_every), "10", 0, NOMAX, 0, 0},
+    {"checkpoint_every", K_LONG, OFF(checkpoint_every), "100", 0, NOMAX, 0, 0},
+    {"flush_every", K_LONG, OFF(flush_every), "10", 0, NOMAX, 0, 0},
+    {"check_every", K_LONG, OFF(check_every), "50", 0, NOMAX, 0, 0},
+    {"overwrite", K_BOOL, OFF(overwrite), "false", 0, 0, 0, 0},
+    {"debug_nan_step", K_LONG, OFF(debug_nan_step), "-1", -1, NOMAX, 0, 0},
+    {"stop_at_step", K_LONG, OFF(stop_at_step), "-1", -1, NOMAX, 0, 0},
+};
+#define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+
+static const char *const SAMPLER_NAMES[] = {"random", "sequential"};
+static const char *const OPTIMIZER_NAMES[] = {"adamw", "sgd"};
+
+static const ModelSize BUILTIN_SIZES[] = {
+    {"tiny", 2, 64, 4, 256, 64, 256},
+    {"S", 4, 128, 4, 512, 128, 256},
+    {"M", 6, 256, 8, 1024, 256, 4096},
+    {"P", 6, 512, 8, 4096, 256, 4096},
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const KeyDef *find_key(const char *name) {
+    for (int i = 0; i < N_KEYS; i++)
+        if (!strcmp(KEYS[i].name, name)) return &KEYS[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- sizes */
+
+static int valid_size_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n >= SIZE_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-') return 0;
+    return 1;
+}
+
+/* The shape rules every size obeys, shared by parsing and validation. */
+static int check_size_fields(const ModelSize *s, char *why, size_t n) {
+    const char *names = "LdhFTV";
+    const int v[6] = {s->L, s->d, s->h, s->F, s->T, s->V};
+    for (int i = 0; i < 6; i++)
+        if (v[i] < 1) return fail(why, n, "%c=%d must be at least 1", names[i], v[i]);
+    if (s->L > MAX_LAYERS) return fail(why, n, "L=%d exceeds %d layers", s->L, MAX_LAYERS);
+    if (s->V > MAX_VOCAB)
+        return fail(why, n, "V=%d exceeds %d (tokens are 16-bit)", s->V, MAX_VOCAB);
+    for (int i = 1; i < 5; i++)
+        if (v[i] > SIZE_FIELD_MAX)
+            return fail(why, n, "%c=%d exceeds %d", names[i], v[i], SIZE_FIELD_MAX);
+    if (s->d % s->h != 0)
+        return fail(why, n, "d=%d is not a multiple of h=%d", s->d, s->h);
+    return 0;
+}
+
+/* Parses one "X=N" token of a size definition into the matching field. */
+static int size_token(const char *tok, size_t len, int *fields, char *why, size_t n) {
+    static const char names[] = "LdhFTV";
+    const char *p = strchr(names, tok[0]);
+    if (len < 3 || tok[1] != '=' || !p || tok[0] == '\0')
+        return fail(why, n, "'%.*s' is not FIELD=INTEGER with FIELD one of L d h F T V",
+                    (int)len, tok);
+    int idx = (int)(p - names);
+    if (fields[idx] != 0) return fail(why, n, "field %c given twice", tok[0]);
+    char buf[32];
+    if (len - 2 >= sizeof buf) return fail(why, n, "'%.*s' is too long", (int)len, tok);
+    memcpy(buf, tok + 2, len - 2);
+    buf[len - 2] = '\0';
+    char *end;
+    errno = 0;
+    long v = strtol(buf, &end, 10);
+    if (!isdigit((unsigned char)buf[0]) || *end || errno == ERANGE || v < 1 || v > INT_MAX)
+        return fail(why, n, "%c=%s is not a positive integer", tok[0], buf);
+    fields[idx] = (int)v;
+    return 0;
+}
+
+/* "L=.. d=.. h=.. F=.. T=.. V=.." (any order, spaces or commas between). */
+static int parse_size_spec(const char *spec, ModelSize *s, char *why, size_t n) {
+    int fields[6] = {0};
+    const char *p = spec;
+    for (;;) {
+        while (*p && (isspace((unsigned char)*p) || *p == ',')) p++;
+        if (!*p) break;
+        size_t len = strcspn(p, " \t,");
+        if (size_token(p, len, fields, why, n) != 0) return -1;
+        p += len;
+    }
+    for (int i = 0; i < 6; i++)
+        if (fields[i] == 0)
+            return fail(why, n, "missing field %c (need L=.. d=.. h=.. F=.. T=.. V=..)",
+                        "LdhFTV"[i]);
+    s->L = fields[0]; s->d = fields[1]; s->h = fields[2];
+    s->F = fields[3]; s->T = fields[4]; s->V = fields[5];
+    return check_size_fields(s, why, n);
+}
+
+/* Adds or replaces a defined size, and fills every listed entry of that name
+ * (a definition may come before or after the `sizes` line). */
+static int define_size(Config *c, const ModelSize *s, char *why, size_t n) {
+    int i = 0;
+    while (i < c->n_defined && strcmp(c->defined[i].name, s->name) != 0) i++;
+    if (i == c->n_defined) {
+        if (c->n_defined == MAX_SIZES)
+            return fail(why, n, "too many sizes defined (at most %d)", MAX_SIZES);
+        c->n_defined++;
+    }
+    c->defined[i] = *s;
+    for (int k = 0; k < c->n_sizes; k++)
+        if (!strcmp(c->sizes[k].name, s->name)) c->sizes[k] = *s;
+    return 0;
+}
+
+const ModelSize *config_find_size(const Config *c, const char *name) {
+    for (int i = 0; i < c->n_defined; i++)
+        if (!strcmp(c->defined[i].name, name)) return &c->defined[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------- list values */
+
+/* Calls item(...) on each comma-separated, trimmed element of value. */
+static int for_each_item(const char *value, int (*item)(Config *, const char *, char *, size_t),
+                         Config *c, char *why, size_t n) {
+    char buf[64];
+    const char *p = value;
+    int count = 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        const char *a = p, *b = p + len;
+        while (a < b && isspace((unsigned char)*a)) a++;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
+        if (b == a) return fail(why, n, "empty element in the list '%s'", value);
+        if ((size_t)(b - a) >= sizeof buf) return fail(why, n, "'%.*s' is too long", (int)(b - a), a);
+        memcpy(buf, a, (size_t)(b - a));
+        buf[b - a] = '\0';
+        if (item(c, buf, why, n) != 0) return -1;
+        count++;
+        if (!p[len]) break;
+        p += len + 1;
+    }
+    return count;
+}
+
+static int add_size_item(Config *c, const char *name, char *why, size_t n) {
+    if (!valid_size_name(name))
+        return fail(why, n, "'%s' is not a size name (1-%d characters of A-Z a-z 0-9 _ -)",
+                    name, SIZE_NAME_MAX - 1);
+    for (int i = 0; i < c->n_sizes; i++)
+        if (!strcmp(c->sizes[i].name, name)) return fail(why, n, "size '%s' listed twice", name);
+    if (c->n_sizes == MAX_RUN_SIZES)
+        return fail(why, n, "more than %d sizes listed", MAX_RUN_SIZES);
+    ModelSize *s = &c->sizes[c->n_sizes++];
+    const ModelSize *def = config_find_size(c, name);
+    if (def) { *s = *def; return 0; }
+    /* not defined yet: L = 0 marks it until a size.NAME line fills it */
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    return 0;
+}
+
+static int add_seed_item(Config *c, const char *text, char *why, size_t n) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (!isdigit((unsigned char)text[0]) || *end)
+        return fail(why, n, "'%s' is not a non-negative integer", text);
+    if (errno == ERANGE)   /* unsigned long long is 64-bit on every target we build for */
+        return fail(why, n, "'%s' is out of range (0 .. 18446744073709551615)", text);
+    for (int i = 0; i < c->n_seeds; i++)
+        if (c->seeds[i] == (uint64_t)v) return fail(why, n, "seed %s listed twice", text);
+    if (c->n_seeds == MAX_SEEDS) return fail(why, n, "more than %d seeds listed", MAX_SEEDS);
+    c->seeds[c->n_seeds++] = (uint64_t)v;
+    return 0;
+}
+
+/* ---------------------------------------------------------- scalars */
+
+/* The phrase for a violated range: "is not a positive number", "must be >= 1",
+ * "must be in [0, 1)". */
+static void range_phrase(const KeyDef *k, char *out, size_t n) {
+    if (isinf(k->hi)) {
+        if (k->lo == 0 && k->lo_open) snprintf(out, n, "is not a positive number");
+        else snprintf(out, n, "must be %s %g", k->lo_open ? ">" : ">=", k->lo);
+    } else {
+        snprintf(out, n, "must be in %c%g, %g%c", k->lo_open ? '(' : '[', k->lo, k->hi,
+                 k->hi_open ? ')' : ']');
+    }
+}
+
+static int in_range(const KeyDef *k, double v) {
+    if (k->lo_open ? !(v > k->lo) : !(v >= k->lo)) return 0;
+    if (k->hi_open ? !(v < k->hi) : !(v <= k->hi)) return 0;
+    return 1;
+}
+
+/* Parses a number of the key's type (full consumption, type range, finite). */
+static int parse_number(const KeyDef *k, const char *v, double *out, long *lout,
+                        char *why, size_t n) {
+    char *end;
+    errno = 0;
+    if (k->type == K_DOUBLE) {
+        double d = strtod(v, &end);
+        if (end == v || *end || isspace((unsigned char)v[0]))
+            return fail(why, n, "'%s' is not a number", v);
+        if (errno == ERANGE || !isfinite(d)) return fail(why, n, "'%s' is out of range", v);
+        *out = d;
+        return 0;
+    }
+    long l = strtol(v, &end, 10);
+    if (end == v || *end || isspace((unsigned char)v[0]))
+        return fail(why, n, "'%s' is not an integer", v);
+    if (errno == ERANGE || (k->type == K_INT && (l < INT_MIN || l > INT_MAX)))
+        return fail(why, n, "'%s' is out of range", v);
+    *lout = l;
+    *out = (double)l;
+    return 0;
+}
+
+static int set_number(Config *c, const KeyDef *k, const char *v, char *why, size_t n) {
+    double d = 0.0;
+    long l = 0;
+    if (parse_number(k, v, &d, &l, why, n) != 0) return -1;
+    if (!in_range(k, d)) {
+        char phrase[64];
+        range_phrase(k, phrase, sizeof phrase);
+        return fail(why, n, "'%s' %s", v, phrase);
+    }
+    char *field = (char *)c + k->off;
+    if (k->type == K_DOUBLE) *(double *)(void *)field = d;
+    else if (k->type == K_LONG) *(long *)(void *)field = l;
+    else *(int *)(void *)field = (int)l;
+    return 0;
+}
+
+static int set_choice(int *out, const char *const *names, int count, const char *v,
+                      char *why, size_t n) {
+    for (int i = 0; i < count; i++)
+        if (!strcmp(v, names[i])) { *out = i; return 0; }
+    char list[128] = "";
+    for (int i = 0; i < count; i++) {
+        strncat(list, names[i], sizeof list - strlen(list) - 1);
+        if (i + 1 < count) strncat(list, ", ", sizeof list - strlen(list) - 1);
+    }
+    return fail(why, n, "'%s' is not one of %s", v, list);
+}
+
+static int set_bool(int *out, const char *v, char *why, size_t n) {
+    static const char *const yes[] = {"true", "1", "yes"}, *const no[] = {"false", "0", "no"};
+    for (int i = 0; i < 3; i++) {
+        if (!strcasecmp(v, yes[i])) { *out = 1; return 0; }
+        if (!strcasecmp(v, no[i])) { *out = 0; return 0; }
+    }
+    return fail(why, n, "'%s' is not a boolean (true/false, yes/no, 1/0)", v);
+}
+
+static int set_string(char *field, const char *v, char *why, size_t n) {
+    size_t len = strlen(v);
+    if (len >= RS_PATH_MAX)
+        return fail(why, n, "the value is longer than %d bytes", RS_PATH_MAX - 1);
+    /* a quote inside would not survive printing and re-loading */
+    for (const char *p = v; *p; p++)
+        if (*p == '"' || iscntrl((unsigned char)*p))
+            return fail(why, n, "double quotes and control characters are not allowed");
+    memcpy(field, v, len + 1);
+    return 0;
+}
+
+static int set_list(Config *c, const KeyDef *k, const char *v, char *why, size_t n) {
+    /* parse into a copy so that a bad element leaves the old list in place */
+    Config tmp = *c;
+    int count;
+    if (k->type == K_SIZES) {
+        tmp.n_sizes = 0;
+        count = for_each_item(v, add_size_item, &tmp, why, n);
+    } else {
+        tmp.n_seeds = 0;
+        count = for_each_item(v, add_seed_item, &tmp, why, n);
+    }
+    if (count < 0) return -1;
+    if (k->type == K_SIZES) {
+        c->n_sizes = tmp.n_sizes;
+        memcpy(c->sizes, tmp.sizes, sizeof c->sizes);
+    } else {
+        c->n_seeds = tmp.n_seeds;
+        memcpy(c->seeds, tmp.seeds, sizeof c->seeds);
+    }
+    return 0;
+}
+
+static int set_key(Config *c, const KeyDef *k, const char *v, char *why, size_t n) {
+    char *field = (char *)c + k->off;
+    int choice = 0;
+    switch (k->type) {
+    case K_INT: case K_LONG: case K_DOUBLE: return set_number(c, k, v, why, n);
+    case K_STRING: return set_string(field, v, why, n);
+    case K_BOOL: return set_bool((int *)(void *)field, v, why, n);
+    case K_SAMPLER:
+        if (set_choice(&choice, SAMPLER_NAMES, 2, v, why, n) != 0) return -1;
+        c->sampler = (SamplerKind)choice;
+        return 0;
+    case K_OPTIMIZER:
+        if (set_choice(&choice, OPTIMIZER_NAMES, 2, v, why, n) != 0) return -1;
+        c->optimizer = (OptimizerKind)choice;
+        return 0;
+    case K_SIZES: case K_SEEDS: return set_list(c, k, v, why, n);
+    }
+    return fail(why, n, "internal error: key type %d", (int)k->type);
+}
+
+/* Trims blanks and one pair of surrounding double quotes into out. */
+static void normalize_value(const char *value, char *out, size_t n) {
+    const char *a = value ? value : "", *b;
+    while (isspace((unsigned char)*a)) a++;
+    b = a + strlen(a);
+    while (b > a && isspace((unsigned char)b[-1])) b--;
+    if (b - a >= 2 && *a == '"' && b[-1] == '"') { a++; b--; }
+    size_t len = (size_t)(b - a) < n - 1 ? (size_t)(b - a) : n - 1;
+    memcpy(out, a, len);
+    out[len] = '\0';
+}
+
+int config_set(Config *c, const char *key, const char *value, const char *origin,
+               char *err, size_t errlen) {
+    char v[RS_PATH_MAX + 2], why[768];
+    if (!origin) origin = "command line";
+    if (strlen(value ? value : "") > RS_PATH_MAX)
+        return fail(err, errlen, "%s: key '%s': the value is longer than %d bytes", origin, key,
+                    RS_PATH_MAX - 1);
+    normalize_value(value, v, sizeof v);
+    if (!strncmp(key, "size.", 5)) {
+        ModelSize s;
+        memset(&s, 0, sizeof s);
+        if (!valid_size_name(key + 5))
+            return fail(err, errlen, "%s: key '%s': a size name is 1-%d characters of "
+                        "A-Z a-z 0-9 _ -", origin, key, SIZE_NAME_MAX - 1);
+        snprintf(s.name, sizeof s.name, "%s", key + 5);
+        if (parse_size_spec(v, &s, why, sizeof why) != 0 || define_size(c, &s, why, sizeof why) != 0)
+            return fail(err, errlen, "%s: key '%s': %s", origin, key, why);
+        return 0;
+    }
+    const KeyDef *k = find_key(key);
+    if (!k) return fail(err, errlen, "%s: unknown key '%s' (docs/config.md lists the keys)", origin, key);
+    if (set_key(c, k, v, why, sizeof why) != 0)
+        return fail(err, errlen, "%s: key '%s': %s", origin, key, why);
+    return 0;
+}
+
+void config_defaults(Config *c) {
+    char err[256];
+    memset(c, 0, sizeof *c);
+    c->n_defined = (int)(sizeof BUILTIN_SIZES / sizeof BUILTIN_SIZES[0]);
+    memcpy(c->defined, BUILTIN_SIZES, sizeof BUILTIN_SIZES);
+    for (int i = 0; i < N_KEYS; i++)
+        if (config_set(c, KEYS[i].name, KEYS[i].def, "defaults", err, sizeof err) != 0)
+            die("internal error: %s", err);
+}
+
+/* ------------------------------------------------------------ files */
+
+/* Keys already set in the file being read, to refuse duplicates. */
+typedef struct { int n, cap; char **keys; long *lines; } KeySeen;
+
+static long key_seen(KeySeen *s, const char *key, long line) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->keys[i], key)) return s->lines[i];
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 32;
+        char **k = realloc(s->keys, (size_t)s->cap * sizeof *k);
+        long *l = realloc(s->lines, (size_t)s->cap * sizeof *l);
+        if (!k || !l) die("out of memory reading a config file");
+        s->keys = k;
+        s->lines = l;
+    }
+    s->keys[s->n] = xmalloc(strlen(key) + 1);
+    strcpy(s->keys[s->n], key);
+    s->lines[s->n++] = line;
+    return 0;
+}
+
+static void key_seen_free(KeySeen *s) {
+    for (int i = 0; i < s->n; i++) free(s->keys[i]);
+    free(s->keys);
+    free(s->lines);
+}
+
+/* Cuts the trailing comment off the value part of a line. A quoted value
+ * ends at its closing quote (so '#' may appear inside); otherwise a '#'
+ * at the start or after a blank starts the comment. */
+static int cut_comment(char *value, char *why, size_t n) {
+    char *p = value;
+    while (isspace((unsigned char)*p)) p++;
+    if (*p == '"') {
+        char *close = strchr(p + 1, '"');
+        if (!close) return fail(why, n, "unterminated double quote");
+        char *q = close + 1;
+        while (isspace((unsigned char)*q)) q++;
+        if (*q && *q != '#') return fail(why, n, "unexpected text after the closing quote");
+        close[1] = '\0';
+        return 0;
+    }
+    for (char *q = p; *q; q++)
+        if (*q == '#' && (q == p || isspace((unsigned char)q[-1]))) { *q = '\0'; break; }
+    return 0;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+static int load_line(Config *c, const char *path, long lineno, char *line, KeySeen *seen,
+                     char *err, size_t errlen) {
+    char origin[RS_PATH_MAX + 32], why[256];
+    snprintf(origin, sizeof origin, "%s:%ld", path, lineno);
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#') return 0;
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return fail(err, errlen, "%s: expected 'key = value', got '%.60s'", origin, s);
+    *eq = '\0';
+    char *key = trim(s), *value = eq + 1;
+    if (*key == '\0') return fail(err, errlen, "%s: missing key before '='", origin);
+    if (cut_comment(value, why, sizeof why) != 0)
+        return fail(err, errlen, "%s: key '%s': %s", origin, key, why);
+    long first = key_seen(seen, key, lineno);
+    if (first)
+        return fail(err, errlen, "%s: key '%s' is set twice in this file (first on line %ld)",
+                    origin, key, first);
+    return config_set(c, key, value, origin, err, errlen);
+}
+
+int config_load_file(Config *c, const char *path, char *err, size_t errlen) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    KeySeen seen = {0, 0, NULL, NULL};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+    errno = 0;
+    while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
+        lineno++;
+        if ((size_t)len != strlen(line))   /* a binary file given by mistake */
+            rc = fail(err, errlen, "%s:%ld: contains a NUL byte (not a text file?)", path, lineno);
+        else
+            rc = load_line(c, path, lineno, line, &seen, err, errlen);
+    }
+    if (rc == 0 && ferror(fp))
+        rc = fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    free(line);
+    key_seen_free(&seen);
+    fclose(fp);
+    return rc;
+}
+
+/* ------------------------------------------------------- validation */
+
+/* Shortest %.Ng that reads back to the same double (exact round trip). */
+static void format_double(double v, char *out, size_t n) {
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(out, n, "%.*g", digits, v);
+        if (strtod(out, NULL) == v) return;
+    }
+}
+
+static double number_value(const Config *c, const KeyDef *k) {
+    const char *field = (const char *)c + k->off;
+    if (k->type == K_DOUBLE) return *(const double *)(const void *)field;
+    if (k->type == K_LONG) return (double)*(const long *)(const void *)field;
+    return (double)*(const int *)(const void *)field;
+}
+
+/* The value of a key as it is written in a file (strings quoted). */
+static void value_text(const Config *c, const KeyDef *k, char *out, size_t n) {
+    const char *field = (const char *)c + k->off;
+    size_t used = 0;
+    out[0] = '\0';
+    switch (k->type) {
+    case K_INT: snprintf(out, n, "%d", *(const int *)(const void *)field); break;
+    case K_LONG: snprintf(out, n, "%ld", *(const long *)(const void *)field); break;
+    case K_DOUBLE: format_double(*(const double *)(const void *)field, out, n); break;
+    case K_STRING: snprintf(out, n, "\"%s\"", field); break;
+    case K_BOOL: snprintf(out, n, "%s", *(const int *)(const void *)field ? "true" : "false"); break;
+    case K_SAMPLER: snprintf(out, n, "%s", SAMPLER_NAMES[c->sampler == SAMPLER_SEQUENTIAL]); break;
+    case K_OPTIMIZER: snprintf(out, n, "%s", OPTIMIZER_NAMES[c->optimizer == OPT_SGD]); break;
+    case K_SIZES:
+        for (int i = 0; i < c->n_sizes && used < n; i++)
+            used += (size_t)snprintf(out + used, n - used, "%s%s", i ? ", " : "", c->sizes[i].name);
+        break;
+    case K_SEEDS:
+        for (int i = 0; i < c->n_seeds && used < n; i++)
+            used += (size_t)snprintf(out + used, n - used, "%s%llu", i ? ", " : "",
+                                     (unsigned long long)c->seeds[i]);
+        break;
+    }
+}
+
+/* Every numeric key within its range (a Config may be filled in code). */
+static int validate_ranges(const Config *c, char *err, size_t errlen) {
+    for (int i = 0; i < N_KEYS; i++) {
+        const KeyDef *k = &KEYS[i];
+        if (k->type != K_INT && k->type != K_LONG && k->type != K_DOUBLE) continue;
+        double v = number_value(c, k);
+        if (!isfinite(v) || !in_range(k, v)) {
+            char text[64], phrase[64];
+            value_text(c, k, text, sizeof text);
+            range_phrase(k, phrase, sizeof phrase);
+            return fail(err, errlen, "key '%s': %s %s", k->name, text, phrase);
+        }
+    }
+    return 0;
+}
+
+static int validate_lists(const Config *c, char *err, size_t errlen) {
+    char why[256];
+    if (c->n_sizes < 1 || c->n_sizes > MAX_RUN_SIZES)
+        return fail(err, errlen, "key 'sizes': list 1 to %d sizes", MAX_RUN_SIZES);
+    if (c->n_seeds < 1 || c->n_seeds > MAX_SEEDS)
+        return fail(err, errlen, "key 'seeds': list 1 to %d seeds", MAX_SEEDS);
+    for (int i = 0; i < c->n_seeds; i++)
+        for (int j = 0; j < i; j++)
+            if (c->seeds[i] == c->seeds[j])
+                return fail(err, errlen, "key 'seeds': seed %llu listed twice",
+                            (unsigned long long)c->seeds[i]);
+    for (int i = 0; i < c->n_sizes; i++) {
+        const ModelSize *s = &c->sizes[i];
+        if (s->L == 0)   /* listed, never defined */
+            return fail(err, errlen, "key 'sizes': size '%s' is not defined (add a line "
+                        "size.%s = L=.. d=.. h=.. F=.. T=.. V=..)", s->name, s->name);
+        if (check_size_fields(s, why, sizeof why) != 0)
+            return fail(err, errlen, "key 'size.%s': %s", s->name, why);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->sizes[j].name, s->name))
+                return fail(err, errlen, "key 'sizes': size '%s' listed twice", s->name);
+    }
+    return 0;
+}
+
+/* Rules that tie keys together (sizes, schedule, evaluation). */
+static int validate_cross(const Config *c, char *err, size_t errlen) {
+    if (c->train_data[0] == '\0')
+        return fail(err, errlen, "key 'train_data' is not set: set train_data=GLOB of token "
+                    "shards (made by 'reluscope prepare')");
+    if (c->out_dir[0] == '\0') return fail(err, errlen, "key 'out_dir' is empty");
+    if (c->lr_min > c->lr)
+        return fail(err, errlen, "key 'lr_min': %g exceeds lr = %g", c->lr_min, c->lr);
+    if (c->warmup_steps > c->steps)
+        return fail(err, errlen, "key 'warmup_steps': %ld exceeds steps = %ld",
+                    c->warmup_steps, c->steps);
+    for (int i = 0; i < c->n_sizes; i++) {
+        const ModelSize *s = &c->sizes[i];
+        if (c->spectrum_topk > s->F)
+            return fail(err, errlen, "key 'spectrum_topk': %d exceeds F = %d of size '%s'",
+                        c->spectrum_topk, s->F, s->name);
+        if (c->eval_every > 0 && c->eval_tokens % s->T != 0)
+            return fail(err, errlen, "key 'eval_tokens': %ld is not a multiple of T = %d of "
+                        "size '%s' (or set eval_every = 0)", c->eval_tokens, s->T, s->name);
+    }
+    if (c->eval_every > 0 && c->val_data[0] != '\0' && c->eval_tokens == 0)
+        return fail(err, errlen, "key 'eval_tokens': must be positive when eval_every > 0 "
+                    "(or set eval_every = 0)");
+    return 0;
+}
+
+int config_validate(const Config *c, char *err, size_t errlen) {
+    if (validate_ranges(c, err, errlen) != 0) return -1;
+    if (validate_lists(c, err, errlen) != 0) return -1;
+    return validate_cross(c, err, errlen);
+}
+
+/* ----------------------------------------------------------- output */
+
+void config_print(const Config *c, FILE *fp) {
+    static char text[RS_PATH_MAX + 2048];
+    for (int i = 0; i < c->n_sizes; i++) {
+        const ModelSize *s = &c->sizes[i];
+        if (s->L == 0) continue;   /* undefined: validation refuses such a Config */
+        fprintf(fp, "size.%s = L=%d d=%d h=%d F=%d T=%d V=%d\n", s->name, s->L, s->d, s->h,
+                s->F, s->T, s->V);
+    }
+    for (int i = 0; i < N_KEYS; i++) {
+        value_text(c, &KEYS[i], text, sizeof text);
+        fprintf(fp, "%s = %s\n", KEYS[i].name, text);
+    }
+}
+
+char *config_to_string(const Config *c) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    if (!fp) die("out of memory printing the config");
+    config_print(c, fp);
+    if (fclose(fp) != 0 || !buf) die("out of memory printing the config");
+    return buf;
+}
+
+void config_build(Config *c, const char *path, int n_overrides, char **overrides) {
+    char err[RS_PATH_MAX + 1024];
+    config_defaults(c);
+    if (path && config_load_file(c, path, err, sizeof err) != 0) die("%s", err);
+    for (int i = 0; i < n_overrides; i++) {
+        const char *eq = strchr(overrides[i], '=');
+        if (!eq) die("command line: expected key=value, got '%s'", overrides[i]);
+        char key[128];
+        size_t klen = (size_t)(eq - overrides[i]);
+        if (klen >= sizeof key) die("command line: unknown key '%.*s'", (int)klen, overrides[i]);
+        memcpy(key, overrides[i], klen);
+        key[klen] = '\0';
+        if (config_set(c, trim(key), eq + 1, "command line", err, sizeof err) != 0) die("%s", err);
+    }
+    if (config_validate(c, err, sizeof err) != 0) die("%s: %s", path ? path : "config", err);
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# t_config_cli.sh — `reluscope train` with a bad config or a bad override:
+# each must exit non-zero with exactly one line on stderr that names the key
+# (and the file and line where it came from), before creating any output.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BIN:-bin}
+case $BIN in /*) RS=$BIN/reluscope ;; *) RS=$ROOT/$BIN/reluscope ;; esac
+WORK=$(mktemp -d /tmp/reluscope-cfg.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[ -x "$RS" ] || fail "$RS is not built (make)"
+
+# A config that is valid except for what each case appends.
+write_config() {
+    local file=$1; shift
+    cat > "$file" <<CONF
+# a small valid sweep
+size.t2 = L=2 d=32 h=2 F=64 T=32 V=64
+sizes = t2
+seeds = 0, 1
+train_data = $WORK/data/train_*.bin
+out_dir = $WORK/out
+eval_tokens = 512
+CONF
+    for line in "$@"; do echo "$line" >> "$file"; done
+}
+
+# expect_rejected NAME WANT... -- TRAIN-ARGS...: non-zero exit, one line on
+# stderr containing every WANT, no output folder.
+expect_rejected() {
+    local name=$1; shift
+    local wants=()
+    while [ "$1" != "--" ]; do wants+=("$1"); shift; done
+    shift
+    local rc=0
+    "$RS" train "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || rc=$?
+    [ "$rc" -ne 0 ] || fail "$name: exit status 0"
+    [ "$(wc -l < "$WORK/$name.err")" -eq 1 ] \
+        || fail "$name: stderr is not one line:"$'\n'"$(cat "$WORK/$name.err")"
+    for w in "${wants[@]}"; do
+        grep -qF -- "$w" "$WORK/$name.err" || fail "$name: '$w' not in: $(cat "$WORK/$name.err")"
+    done
+    [ ! -e "$WORK/out" ] || fail "$name: the output folder was created"
+    echo "ok: $name: $(cat "$WORK/$name.err")"
+}
+
+C=$WORK/c.conf
+write_config "$C" "foo = 1"
+expect_rejected unknown_key "c.conf:8:" "unknown key 'foo'" -- "$C"
+
+write_config "$C" "lr = -1"
+expect_rejected bad_value "c.conf:8:" "key 'lr'" "'-1'" -- "$C"
+
+write_config "$C" "steps = 10x"
+expect_rejected bad_integer "c.conf:8:" "key 'steps'" -- "$C"
+
+write_config "$C" "size.odd = L=2 d=30 h=4 F=64 T=32 V=64"
+expect_rejected d_not_multiple_of_h "c.conf:8:" "key 'size.odd'" "h=4" -- "$C"
+
+write_config "$C" "sizes = t2, nowhere"
+sed -i '/^sizes = t2$/d' "$C"
+expect_rejected undefined_size "key 'sizes'" "nowhere" -- "$C"
+
+write_config "$C" "seeds = 3"
+expect_rejected duplicate_key "c.conf:8:" "key 'seeds'" "twice" -- "$C"
+
+write_config "$C" "just some words"
+expect_rejected no_equals "c.conf:8:" "key = value" -- "$C"
+
+write_config "$C"
+expect_rejected override_unknown "command line" "unknown key 'nope'" -- "$C" nope=3
+expect_rejected override_bad "command line" "key 'beta2'" -- "$C" beta2=1.5
+expect_rejected override_no_equals "command line" "lr" -- "$C" lr
+expect_rejected cross_lr_min "c.conf" "key 'lr_min'" -- "$C" lr=1e-4 lr_min=1e-3
+expect_rejected eval_tokens "key 'eval_tokens'" "size 't2'" -- "$C" eval_tokens=500
+expect_rejected no_train_data "train_data=" -- "$C" train_data=
+expect_rejected missing_file "$WORK/none.conf" "cannot open" -- "$WORK/none.conf"
+
+echo "t_config_cli: all checks passed"

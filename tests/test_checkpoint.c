@@ -1,0 +1,396 @@
+/* test_checkpoint.c — checkpoints: save -> load restores every byte of the
+ * parameters, optimizer state, counters and death trackers; the file follows
+ * the layout of docs/checkpoint.md; damaged, truncated, padded, foreign and
+ * wrong-size files are refused without touching the model; find_latest skips
+ * damaged files; a failed save leaves nothing behind; `keep` prunes. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "check.h"
+#include "checkpoint.h"
+
+static char tmpdir[] = "/tmp/test_checkpoint.XXXXXX";
+static const ModelSize TINY = {"tiny", 2, 64, 4, 256, 64, 256};
+static const char *CONFIG_TEXT = "size.tiny = L=2 d=64 h=4 F=256 T=64 V=256\nsizes = tiny\n";
+
+/* Everything a run checkpoints, with distinctive contents. */
+typedef struct {
+    Model m;
+    Optimizer opt;
+    RunState rs;
+} Bundle;
+
+static void build_bundle(Bundle *b, const ModelSize *s, OptimizerKind kind, long window) {
+    build_model(&b->m, s, 1);
+    build_optimizer(&b->opt, kind, b->m.num_params);
+    memset(&b->rs, 0, sizeof b->rs);
+    b->rs.trackers = xcalloc((size_t)s->L, sizeof(DeathTracker));
+    for (int l = 0; l < s->L; l++) build_death_tracker(&b->rs.trackers[l], s->F, window);
+}
+
+static void free_bundle(Bundle *b) {
+    for (int l = 0; l < b->m.cfg.L; l++) free_death_tracker(&b->rs.trackers[l]);
+    free(b->rs.trackers);
+    free_optimizer(&b->opt);
+    free_model(&b->m);
+}
+
+static void fill_bundle(Bundle *b, int64_t step) {
+    model_init_params(&b->m, 7);
+    for (size_t i = 0; i < b->opt.n; i++) {
+        b->opt.m[i] = 0.25f * (float)(i % 1000) - 3.0f;
+        b->opt.v[i] = 1e-6f * (float)(i % 777) + 1e-9f;
+    }
+    b->opt.t = 123;
+    b->rs.step = step;
+    b->rs.tokens_seen = 12345678901LL;
+    b->rs.seed = 0xDEADBEEFCAFEF00DULL;
+    for (int i = 0; i < 4; i++) b->rs.rng_state[i] = 0x0101010101010101ULL * (uint64_t)(i + 1);
+    for (int l = 0; l < b->m.cfg.L; l++) {
+        DeathTracker *t = &b->rs.trackers[l];
+        for (int f = 0; f < t->F; f++) {
+            t->last_fire[f] = f % 5 == 0 ? -1 : 1000 * l + f;
+            t->fires_since_snap[f] = 3 * f + l;
+        }
+        t->tokens_since_snap = 4096 + l;
+    }
+}
+
+/* "dir/name" in a ring of buffers: each result stays valid for the next 15 calls. */
+static char *path_in(const char *dir, const char *name) {
+    static char buf[16][512];
+    static int k = 0;
+    k = (k + 1) % 16;
+    if (snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name) >= (int)sizeof buf[k]) {
+        fprintf(stderr, "path too long: %s/%s\n", dir, name);
+        exit(2);
+    }
+    return buf[k];
+}
+
+static unsigned char *read_all(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) { *len = 0; return NULL; }
+    fseek(fp, 0, SEEK_END);
+    *len = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *p = xmalloc(*len);
+    if (fread(p, 1, *len, fp) != *len) *len = 0;
+    fclose(fp);
+    return p;
+}
+
+static void write_bytes(const char *path, const unsigned char *p, size_t len) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp) { perror(path); exit(2); }
+    fwrite(p, 1, len, fp);
+    fclose(fp);
+}
+
+static int count_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+static uint64_t le64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint32_t le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The file must match docs/checkpoint.md offset by offset. */
+static void check_documented_layout(const char *path, const Bundle *b) {
+    size_t len;
+    unsigned char *f = read_all(path, &len);
+    uint64_t P = b->m.num_params, L = 2, F = 256, clen = strlen(CONFIG_TEXT);
+    uint64_t table = (160 + clen + 7) / 8 * 8, params = table + 16 * 64;
+    uint64_t trackers = (params + 12 * P + 7) / 8 * 8;
+    uint64_t total = trackers + 8 + L * (16 + 16 * F) + 4;
+    CHECK(len == total, "file is %zu bytes, the documented layout gives %llu", len,
+          (unsigned long long)total);
+    if (len != total) { free(f); return; }
+    CHECK(!memcmp(f, "RSCKPT01", 8) && le32(f + 8) == 1 && le32(f + 12) == 160, "magic/version");
+    CHECK(le32(f + 16) == 2 && le32(f + 20) == 64 && le32(f + 24) == 4 && le32(f + 28) == 256 &&
+          le32(f + 32) == 64 && le32(f + 36) == 256 && !strcmp((char *)f + 40, "tiny"), "size");
+    CHECK(le64(f + 72) == b->rs.seed && le64(f + 80) == 42 && le64(f + 88) == 12345678901ULL &&
+          le64(f + 96) == b->rs.rng_state[0] && le64(f + 120) == b->rs.rng_state[3], "run state");
+    CHECK(le32(f + 128) == 0 && le32(f + 132) == 16 && le64(f + 136) == 123 &&
+          le64(f + 144) == P && le64(f + 152) == clen, "optimizer/counts");
+    CHECK(!memcmp(f + 160, CONFIG_TEXT, clen), "config text at 160");
+    const unsigned char *e = f + table + 10 * 64;   /* fcw: [L][d][F] */
+    CHECK(!strcmp((char *)e, "fcw") && le32(e + 16) == 3 && le64(e + 24) == 2 &&
+          le64(e + 32) == 64 && le64(e + 40) == 256 && le64(e + 48) == 2 * 64 * 256 &&
+          le64(e + 56) == (uint64_t)(b->m.params.fcw - b->m.params_memory), "fcw table entry");
+    CHECK(!memcmp(f + params, b->m.params_memory, 4 * P), "parameters at their offset");
+    CHECK(!memcmp(f + params + 4 * P, b->opt.m, 4 * P), "m at its offset");
+    CHECK(!memcmp(f + params + 8 * P, b->opt.v, 4 * P), "v at its offset");
+    const unsigned char *t = f + trackers;
+    CHECK(le32(t) == 2 && le32(t + 4) == 256 && le64(t + 8) == 100 && le64(t + 16) == 4096 &&
+          !memcmp(t + 24, b->rs.trackers[0].last_fire, 8 * F) &&
+          !memcmp(t + 24 + 8 * F, b->rs.trackers[0].fires_since_snap, 8 * F), "trackers");
+    CHECK(le32(f + len - 4) == crc32_update(0, f, len - 4), "CRC of every preceding byte");
+    free(f);
+}
+
+static void check_same(const Bundle *a, const Bundle *b) {
+    size_t bytes = a->m.num_params * sizeof(float);
+    CHECK(!memcmp(a->m.params_memory, b->m.params_memory, bytes), "parameters differ");
+    CHECK(!memcmp(a->opt.m, b->opt.m, bytes) && !memcmp(a->opt.v, b->opt.v, bytes), "m/v differ");
+    CHECK(a->opt.t == b->opt.t, "optimizer t %ld vs %ld", a->opt.t, b->opt.t);
+    CHECK(a->rs.step == b->rs.step && a->rs.tokens_seen == b->rs.tokens_seen &&
+          a->rs.seed == b->rs.seed && !memcmp(a->rs.rng_state, b->rs.rng_state, 32), "run state");
+    for (int l = 0; l < a->m.cfg.L; l++) {
+        const DeathTracker *x = &a->rs.trackers[l], *y = &b->rs.trackers[l];
+        CHECK(!memcmp(x->last_fire, y->last_fire, (size_t)x->F * 8) &&
+              !memcmp(x->fires_since_snap, y->fires_since_snap, (size_t)x->F * 8) &&
+              x->tokens_since_snap == y->tokens_since_snap, "tracker %d differs", l);
+    }
+}
+
+static void test_round_trip(Bundle *src) {
+    char err[1024];
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/rt", tmpdir);
+    CHECK(checkpoint_save(dir, &TINY, CONFIG_TEXT, &src->m, &src->opt, &src->rs, 0, err,
+                          sizeof err) == 0, "save: %s", err);
+    CHECK(count_files(dir) == 1, "save left %d files (a temporary?)", count_files(dir));
+    const char *file = path_in(dir, "ckpt_00000042.bin");
+    check_documented_layout(file, src);
+    Bundle dst;
+    build_bundle(&dst, &TINY, OPT_SGD, 5);
+    CHECK(checkpoint_load(file, &TINY, &dst.m, &dst.opt, &dst.rs, err, sizeof err) == 0,
+          "load: %s", err);
+    check_same(src, &dst);
+    CHECK(dst.opt.kind == OPT_SGD && dst.rs.trackers[1].window == 5, "caller's kind/window kept");
+    free_bundle(&dst);
+    ModelSize ms;
+    uint64_t seed;
+    int64_t step;
+    CHECK(checkpoint_peek(file, &ms, &seed, &step, err, sizeof err) == 0, "peek: %s", err);
+    CHECK(!memcmp(&ms, &TINY, sizeof ms) && seed == src->rs.seed && step == 42, "peek values");
+    /* eval's way: model only, no trackers */
+    Model m;
+    build_model(&m, &TINY, 1);
+    CHECK(checkpoint_load(file, &TINY, &m, NULL, NULL, err, sizeof err) == 0 &&
+          !memcmp(m.params_memory, src->m.params_memory, m.num_params * 4), "model-only: %s", err);
+    free_model(&m);
+}
+
+/* A load of `path` must fail naming it and `want`, leaving dst untouched. */
+static void expect_refused(const char *path, const ModelSize *ms, const char *want) {
+    char err[1024] = "";
+    Bundle dst;
+    build_bundle(&dst, ms, OPT_ADAMW, 100);
+    for (size_t i = 0; i < dst.m.num_params; i++) dst.m.params_memory[i] = 0.5f;
+    dst.rs.step = -7;
+    CHECK(checkpoint_load(path, ms, &dst.m, &dst.opt, &dst.rs, err, sizeof err) == -1,
+          "%s loaded", path);
+    CHECK(strncmp(err, path, strlen(path)) == 0 && strstr(err, want), "want '%s' in: %s", want, err);
+    CHECK(strchr(err, '\n') == NULL, "multi-line error: %s", err);
+    int untouched = dst.rs.step == -7 && dst.opt.t == 0;
+    for (size_t i = 0; i < dst.m.num_params && untouched; i++) untouched = dst.m.params_memory[i] == 0.5f;
+    CHECK(untouched, "a refused load modified the model or state (%s)", want);
+    free_bundle(&dst);
+}
+
+static void test_damage(void) {
+    const char *good = path_in(tmpdir, "rt/ckpt_00000042.bin");
+    size_t len;
+    unsigned char *f = read_all(good, &len);
+    const char *bad = path_in(tmpdir, "bad.bin");
+    f[len / 2] ^= 0x40;
+    write_bytes(bad, f, len);
+    expect_refused(bad, &TINY, "CRC");
+    f[len / 2] ^= 0x40;
+    write_bytes(bad, f, len - 100);
+    expect_refused(bad, &TINY, "truncated");
+    write_bytes(bad, f, 100);
+    expect_refused(bad, &TINY, "truncated");
+    unsigned char *longer = xmalloc(len + 1);
+    memcpy(longer, f, len);
+    longer[len] = 0;
+    write_bytes(bad, longer, len + 1);
+    expect_refused(bad, &TINY, "implies");
+    free(longer);
+    f[0] = 'X';
+    write_bytes(bad, f, len);
+    expect_refused(bad, &TINY, "bad magic");
+    f[0] = 'R';
+    f[8] = 9;
+    write_bytes(bad, f, len);
+    expect_refused(bad, &TINY, "version 9");
+    f[8] = 1;
+    expect_refused(path_in(tmpdir, "missing.bin"), &TINY, "cannot open");
+    expect_refused(tmpdir, &TINY, "not a regular file");
+    ModelSize other = {"other", 1, 32, 2, 64, 16, 64};
+    expect_refused(good, &other, "checkpoint is for size L=2 d=64 h=4 F=256 T=64 V=256 but the "
+                   "run is L=1 d=32 h=2 F=64 T=16 V=64");
+    free(f);
+}
+
+/* Runs find_latest with stderr captured into `captured`. */
+static int find_capturing(const char *dir, char *path, size_t pathlen, char *captured, size_t n) {
+    const char *log = path_in(tmpdir, "stderr.txt");
+    fflush(stderr);
+    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    int found = checkpoint_find_latest(dir, path, pathlen);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    size_t len;
+    unsigned char *text = read_all(log, &len);
+    snprintf(captured, n, "%.*s", (int)len, text ? (char *)text : "");
+    free(text);
+    return found;
+}
+
+static void test_find_latest(Bundle *b) {
+    char err[1024], path[512], log[2048];
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/find", tmpdir);
+    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 0, "a missing folder has checkpoints");
+    mkdir(dir, 0700);
+    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 0, "an empty folder has checkpoints");
+    for (int64_t s = 10; s <= 30; s += 10) {
+        b->rs.step = s;
+        CHECK(checkpoint_save(dir, &TINY, CONFIG_TEXT, &b->m, &b->opt, &b->rs, 0, err,
+                              sizeof err) == 0, "save %lld: %s", (long long)s, err);
+    }
+    write_bytes(path_in(dir, "ckpt_00000099.bin.tmp.1234"), (const unsigned char *)"x", 1);
+    write_bytes(path_in(dir, "notes.txt"), (const unsigned char *)"x", 1);
+    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1 &&
+          !strcmp(path, path_in(dir, "ckpt_00000030.bin")), "newest: %s", path);
+    const char *newest = path_in(dir, "ckpt_00000030.bin");
+    size_t len;
+    unsigned char *f = read_all(newest, &len);
+    f[len / 3] ^= 1;
+    write_bytes(newest, f, len);
+    free(f);
+    int found = find_capturing(dir, path, sizeof path, log, sizeof log);
+    CHECK(found == 1 && !strcmp(path, path_in(dir, "ckpt_00000020.bin")),
+          "with the newest damaged: %s", path);
+    char want[600];
+    snprintf(want, sizeof want, "reluscope: warning: %s: damaged checkpoint (CRC", newest);
+    CHECK(strstr(log, want) && strstr(log, "), skipped\n"), "warning: %s", log);
+    CHECK(truncate(path_in(dir, "ckpt_00000020.bin"), 50) == 0, "truncate");
+    unlink(path_in(dir, "ckpt_00000010.bin"));
+    CHECK(find_capturing(dir, path, sizeof path, log, sizeof log) == 0, "only damaged: found %s", path);
+}
+
+static void test_failed_save(Bundle *b) {
+    char err[1024];
+    const char *file = path_in(tmpdir, "plainfile");
+    write_bytes(file, (const unsigned char *)"x", 1);
+    int before = count_files(tmpdir);
+    const char *dir = path_in(tmpdir, "plainfile/sub");
+    CHECK(checkpoint_save(dir, &TINY, CONFIG_TEXT, &b->m, &b->opt, &b->rs, 2, err, sizeof err) == -1,
+          "a save under a regular file succeeded");
+    CHECK(strstr(err, dir) != NULL, "the error does not name the folder: %s", err);
+    CHECK(count_files(tmpdir) == before, "a failed save left files behind");
+    /* directly in an unusable place: the temporary is never created or is removed */
+    CHECK(checkpoint_save(file, &TINY, CONFIG_TEXT, &b->m, &b->opt, &b->rs, 2, err, sizeof err) == -1,
+          "a save into a regular file succeeded");
+    CHECK(count_files(tmpdir) == before, "a failed save left files behind");
+    /* a write that fails half-way (the file-size limit stands in for a full
+     * disk): -1, and the temporary is removed */
+    char d3[512];
+    snprintf(d3, sizeof d3, "%s/fullish", tmpdir);
+    struct rlimit old, small;
+    getrlimit(RLIMIT_FSIZE, &old);
+    small = old;
+    small.rlim_cur = 100000;
+    signal(SIGXFSZ, SIG_IGN);   /* get EFBIG instead of being killed */
+    setrlimit(RLIMIT_FSIZE, &small);
+    int rc = checkpoint_save(d3, &TINY, CONFIG_TEXT, &b->m, &b->opt, &b->rs, 2, err, sizeof err);
+    setrlimit(RLIMIT_FSIZE, &old);
+    CHECK(rc == -1 && strstr(err, "ckpt_") != NULL, "a save past the size limit: rc %d, %s", rc, err);
+    CHECK(count_files(d3) == 0, "a failed write left %d files", count_files(d3));
+    /* a model whose size disagrees is refused before anything is written */
+    ModelSize other = {"other", 1, 32, 2, 64, 16, 64};
+    char d2[512];
+    snprintf(d2, sizeof d2, "%s/mismatch", tmpdir);
+    CHECK(checkpoint_save(d2, &other, CONFIG_TEXT, &b->m, &b->opt, &b->rs, 2, err, sizeof err) == -1 &&
+          count_files(d2) <= 0, "a size/model mismatch was saved");
+}
+
+static void test_keep(Bundle *b) {
+    char err[1024];
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/keep", tmpdir);
+    for (int64_t s = 1; s <= 5; s++) {
+        b->rs.step = s;
+        CHECK(checkpoint_save(dir, &TINY, NULL, &b->m, &b->opt, &b->rs, 2, err, sizeof err) == 0,
+              "save: %s", err);
+    }
+    struct stat st;
+    CHECK(count_files(dir) == 2 && stat(path_in(dir, "ckpt_00000004.bin"), &st) == 0 &&
+          stat(path_in(dir, "ckpt_00000005.bin"), &st) == 0, "keep=2 left %d files", count_files(dir));
+    /* resumed from an older point: the abandoned newer ones go */
+    b->rs.step = 3;
+    checkpoint_save(dir, &TINY, NULL, &b->m, &b->opt, &b->rs, 2, err, sizeof err);
+    CHECK(count_files(dir) == 1 && stat(path_in(dir, "ckpt_00000003.bin"), &st) == 0,
+          "after saving step 3: %d files", count_files(dir));
+    b->rs.step = 123456789;   /* more than 8 digits still sorts by step */
+    checkpoint_save(dir, &TINY, NULL, &b->m, &b->opt, &b->rs, 2, err, sizeof err);
+    char path[512];
+    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1 &&
+          !strcmp(path, path_in(dir, "ckpt_123456789.bin")), "9-digit step: %s", path);
+}
+
+/* An odd parameter count exercises the padding before the trackers. */
+static void test_odd_size(void) {
+    const ModelSize odd = {"odd", 1, 3, 1, 5, 4, 7};
+    char err[1024], dir[512], path[512];
+    snprintf(dir, sizeof dir, "%s/odd", tmpdir);
+    Bundle a, b;
+    build_bundle(&a, &odd, OPT_ADAMW, 3);
+    fill_bundle(&a, 9);
+    CHECK(a.m.num_params % 2 == 1, "P = %zu is not odd", a.m.num_params);
+    CHECK(checkpoint_save(dir, &odd, "x = 1\n", &a.m, &a.opt, &a.rs, 1, err, sizeof err) == 0,
+          "save: %s", err);
+    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1, "odd size not found");
+    struct stat st;
+    uint64_t P = a.m.num_params, A = (160 + 6 + 7) / 8 * 8, D = (A + 1024 + 12 * P + 7) / 8 * 8;
+    CHECK(stat(path, &st) == 0 && (uint64_t)st.st_size == D + 8 + 1 * (16 + 16 * 5) + 4,
+          "odd size: %lld bytes, the documented layout gives %llu", (long long)st.st_size,
+          (unsigned long long)(D + 8 + 16 + 16 * 5 + 4));
+    build_bundle(&b, &odd, OPT_ADAMW, 3);
+    CHECK(checkpoint_load(path, &odd, &b.m, &b.opt, &b.rs, err, sizeof err) == 0, "load: %s", err);
+    check_same(&a, &b);
+    free_bundle(&a);
+    free_bundle(&b);
+}
+
+int main(void) {
+    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
+    Bundle src;
+    build_bundle(&src, &TINY, OPT_ADAMW, 100);
+    fill_bundle(&src, 42);
+    test_round_trip(&src);
+    test_damage();
+    test_find_latest(&src);
+    test_failed_save(&src);
+    test_keep(&src);
+    test_odd_size();
+    free_bundle(&src);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return test_done("test_checkpoint");
+}
