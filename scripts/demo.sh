@@ -12,7 +12,4 @@ if [ ! -f data/brown/meta.txt ]; then
 fi
 mpirun --oversubscribe -np "$RANKS" bin/reluscope train configs/demo.conf "$@"
 echo "dataset: $(pwd)/runs/demo/dataset.nc"
-if [ -f analysis/report.py ]; then
-    /usr/bin/python3 analysis/report.py runs/demo/dataset.nc -o runs/demo/report
-    echo "report:  $(pwd)/runs/demo/report/index.html"
-fi
+bash scripts/report.sh runs/demo/dataset.nc runs/demo/report
