@@ -1,7 +1,23 @@
-/* bench_model.c — tokens/s and model FLOP/s of one training step (forward,
- * backward, AdamW) at a size, against single-thread cblas_sgemm FLOP/s
- * measured in the same process. usage: bench_model L d h F T V B [reps] */
+/* bench_model.c — one rank's training step at a size, and what it is made of:
+ * tokens/s and model FLOP/s of the full step (forward with every metric
+ * counted, backward, gradient norm, AdamW, per-layer metric summaries),
+ * against single-thread cblas_sgemm FLOP/s measured in the same process,
+ * INTERLEAVED with the steps (one sgemm measurement per repetition), so that
+ * a machine whose load drifts slows both sides of the ratio alike.
+ *
+ * The cost of the metrics is measured as a paired difference: in every
+ * repetition the forward pass runs once with usage = NULL (no counting) and
+ * once with the usage buffer (fused counting), in alternating order; the
+ * backward pass is the same either way, so the difference of the two
+ * forwards is the whole counting cost. usage_summarize + death_tracker_step
+ * (the per-step quantiles and dead/turned_off/revived) are timed separately.
+ *
+ * usage: bench_model L d h F T V B [reps]         the table's numbers
+ *        bench_model L d h F T V B reps profile   only `reps` full steps
+ *                                                 (for perf / callgrind)
+ * Output: '#' lines for people, then one line "RESULT key=value ...". */
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,33 +27,61 @@
 #include "rng.h"
 #include "util.h"
 
+#define MAX_REPS 64
+
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-/* sgemm FLOP/s on the shapes that dominate the model: [B*T x d] · [d x F] */
-static double sgemm_flops(int M, int N, int K) {
-    float *a = xaligned_alloc((size_t)M * K * 4), *b = xaligned_alloc((size_t)K * N * 4);
-    float *c = xaligned_alloc((size_t)M * N * 4);
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
-    for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.1f;
+static double median(const double *v, int n) {
+    double s[MAX_REPS];
+    memcpy(s, v, (size_t)n * sizeof *v);
+    qsort(s, (size_t)n, sizeof *s, cmp);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+typedef struct { int M, N, K; float *a, *b, *c; } Gemm;
+
+static void gemm_init(Gemm *g, int M, int N, int K) {
+    g->M = M; g->N = N; g->K = K;
+    g->a = xaligned_alloc((size_t)M * K * 4);
+    g->b = xaligned_alloc((size_t)K * N * 4);
+    g->c = xaligned_alloc((size_t)M * N * 4);
+    for (size_t i = 0; i < (size_t)M * K; i++) g->a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)K * N; i++) g->b[i] = (float)(i % 5) * 0.1f;
+}
+
+/* FLOP/s of one call (the best of two back-to-back calls: the first may
+ * pay for page faults of c or a scheduler hiccup). */
+static double gemm_flops(Gemm *g) {
     double best = 0;
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < 2; r++) {
         double t0 = now_seconds();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
-        double f = 2.0 * M * N * K / (now_seconds() - t0);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->M, g->N, g->K, 1.0f, g->a,
+                    g->K, g->b, g->N, 0.0f, g->c, g->N);
+        double f = 2.0 * g->M * g->N * g->K / (now_seconds() - t0);
         if (f > best) best = f;
     }
-    free(a); free(b); free(c);
     return best;
 }
 
+static void gemm_free(Gemm *g) { free(g->a); free(g->b); free(g->c); }
+
 int main(int argc, char **argv) {
-    if (argc < 8) { fprintf(stderr, "usage: bench_model L d h F T V B [reps]\n"); return 2; }
+    if (argc < 8) {
+        fprintf(stderr, "usage: bench_model L d h F T V B [reps [profile]]\n");
+        return 2;
+    }
     ModelSize s = {"bench", atoi(argv[1]), atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
                    atoi(argv[5]), atoi(argv[6])};
     int B = atoi(argv[7]), reps = argc > 8 ? atoi(argv[8]) : 5;
+    int profile = argc > 9 && !strcmp(argv[9], "profile");
+    if (s.L < 1 || s.d < 1 || s.h < 1 || s.d % s.h || s.F < 1 || s.T < 1 || s.V < 1 ||
+        s.V > 65536 || B < 1 || reps < 1 || reps >= MAX_REPS) {
+        fprintf(stderr, "bench_model: bad arguments (reps 1..%d)\n", MAX_REPS - 1);
+        return 2;
+    }
     Model m;
     build_model(&m, &s, B);
     model_init_params(&m, 1);
@@ -46,32 +90,106 @@ int main(int argc, char **argv) {
     Config c;
     memset(&c, 0, sizeof c);
     c.lr = 1e-4; c.beta1 = 0.9; c.beta2 = 0.95; c.eps = 1e-8; c.weight_decay = 0.1;
+    c.grad_clip = 1.0;
     uint16_t *tok = xmalloc((size_t)B * (s.T + 1) * 2);
     Rng rng; rng_seed(&rng, 3, 0);
-    for (int i = 0; i < B * (s.T + 1); i++) tok[i] = (uint16_t)rng_below(&rng, s.V);
+    for (int i = 0; i < B * (s.T + 1); i++) tok[i] = (uint16_t)rng_below(&rng, (uint64_t)s.V);
     size_t nu = (size_t)s.L * usage_stride(s.F);
     int64_t *usage = xcalloc(nu, 8);
-    double t[64], tm[64];
-    for (int r = 0; r < reps + 1 && r < 64; r++) {
-        double t0 = now_seconds();
-        memset(usage, 0, nu * 8);
-        model_forward(&m, tok, B, usage, NULL, NULL);
-        model_zero_grad(&m);
-        model_backward(&m, tok, B, 1.0f / (B * s.T));
-        double t1 = now_seconds();
-        optimizer_step(&o, &m, &c, 1e-4);
-        t[r] = now_seconds() - t0;
-        tm[r] = t1 - t0;
+    DeathTracker *tr = xcalloc((size_t)s.L, sizeof *tr);
+    for (int l = 0; l < s.L; l++) build_death_tracker(&tr[l], s.F, 100);
+    float grad_scale = 1.0f / ((float)B * s.T);
+    double tokens = (double)B * s.T;
+
+    if (profile) {   /* steady state only: what perf should see */
+        for (int r = 0; r < reps; r++) {
+            memset(usage, 0, nu * 8);
+            model_forward(&m, tok, B, usage, NULL, NULL);
+            model_zero_grad(&m);
+            model_backward(&m, tok, B, grad_scale);
+            double norm = grad_norm(m.grads_memory, m.num_params);
+            clip_grads(m.grads_memory, m.num_params, norm, c.grad_clip);
+            optimizer_step(&o, &m, &c, 1e-4);
+        }
+        printf("profile: %d steps done\n", reps);
+        return 0;
     }
-    qsort(t + 1, reps, sizeof *t, cmp);
-    qsort(tm + 1, reps, sizeof *tm, cmp);
-    double step = t[1 + reps / 2], tokens = (double)B * s.T;
-    double model_flops = model_flops_per_token(&s) * tokens / step;
-    double peak = sgemm_flops(B * s.T, s.F, s.d);
-    printf("tokens/s %.0f step_ms %.1f fwdbwd_ms %.1f model_GFLOPs %.2f sgemm_GFLOPs %.2f ratio %.3f\n",
-           tokens / step, 1e3 * step, 1e3 * tm[1 + reps / 2], model_flops / 1e9, peak / 1e9,
-           model_flops / peak);
-    free(tok); free(usage);
+
+    /* the reference GEMM: the model's largest matmul shape, fc forward
+     * [B*T x d] . [d x F]; and a square 1024^3 one for context */
+    Gemm gfc, gsq;
+    gemm_init(&gfc, B * s.T, s.F, s.d);
+    gemm_init(&gsq, 1024, 1024, 1024);
+
+    double t_step[MAX_REPS], t_fwd_on[MAX_REPS], t_fwd_off[MAX_REPS], t_delta[MAX_REPS];
+    double t_bwd[MAX_REPS], t_opt[MAX_REPS], t_sum[MAX_REPS], f_fc[MAX_REPS], f_sq[MAX_REPS];
+    LayerMetrics lm;
+    /* repetition 0 is the warm-up (first touch of every buffer) */
+    for (int r = 0; r <= reps; r++) {
+        double f1 = gemm_flops(&gfc), f2 = gemm_flops(&gsq);
+        double fwd_off = 0, fwd_on = 0;
+        for (int k = 0; k < 2; k++) {
+            int counting = (k == 0) == (r % 2 == 0);   /* alternate the order */
+            double t0 = now_seconds();
+            if (counting) {
+                memset(usage, 0, nu * 8);
+                model_forward(&m, tok, B, usage, NULL, NULL);
+                fwd_on = now_seconds() - t0;
+            } else {
+                model_forward(&m, tok, B, NULL, NULL, NULL);
+                fwd_off = now_seconds() - t0;
+            }
+        }
+        /* the activations do not depend on counting: the backward may follow
+         * either forward */
+        double t0 = now_seconds();
+        model_zero_grad(&m);
+        model_backward(&m, tok, B, grad_scale);
+        double t1 = now_seconds();
+        double norm = grad_norm(m.grads_memory, m.num_params);
+        clip_grads(m.grads_memory, m.num_params, norm, c.grad_clip);
+        optimizer_step(&o, &m, &c, 1e-4);
+        double t2 = now_seconds();
+        for (int l = 0; l < s.L; l++) {
+            UsageCounts u = usage_view(usage, l, s.F);
+            usage_summarize(&u, s.F, &lm);
+            death_tracker_step(&tr[l], r, u.fire_count, (int64_t)tokens, &lm);
+        }
+        double t3 = now_seconds();
+        if (r == 0) continue;
+        int i = r - 1;
+        t_fwd_on[i] = fwd_on; t_fwd_off[i] = fwd_off; t_delta[i] = fwd_on - fwd_off;
+        t_bwd[i] = t1 - t0; t_opt[i] = t2 - t1; t_sum[i] = t3 - t2;
+        t_step[i] = fwd_on + (t3 - t0);
+        f_fc[i] = f1; f_sq[i] = f2;
+    }
+    double step = median(t_step, reps), fc = median(f_fc, reps), sq = median(f_sq, reps);
+    double count = median(t_delta, reps), summ = median(t_sum, reps);
+    double mflops = model_flops_per_token(&s) * tokens / step;
+    /* a negative median difference is noise around zero: report it as such */
+    double metrics_share = (count + summ) / step;
+    int64_t check = 0;
+    for (int k = 0; k <= s.F; k++) check += usage_view(usage, 0, s.F).token_hist[k];
+    printf("# L=%d d=%d h=%d F=%d T=%d V=%d B=%d params=%zu, median of %d reps after 1 warm-up\n",
+           s.L, s.d, s.h, s.F, s.T, s.V, B, m.num_params, reps);
+    printf("# step %.1f ms (fwd counted %.1f, fwd uncounted %.1f, bwd %.1f, norm+clip+AdamW %.1f, "
+           "summaries %.3f) -> %.0f tokens/s, model %.2f GFLOP/s\n",
+           1e3 * step, 1e3 * median(t_fwd_on, reps), 1e3 * median(t_fwd_off, reps),
+           1e3 * median(t_bwd, reps), 1e3 * median(t_opt, reps), 1e3 * summ, tokens / step,
+           mflops / 1e9);
+    printf("# sgemm %dx%dx%d: %.2f GFLOP/s, 1024^3: %.2f GFLOP/s; counting %.3f ms; "
+           "metrics %.2f%% of the step (%lld tokens counted per layer)\n",
+           B * s.T, s.F, s.d, fc / 1e9, sq / 1e9, 1e3 * count, 100 * metrics_share,
+           (long long)check);
+    printf("RESULT tokens=%.0f step_s=%.6f fwd_on_s=%.6f fwd_off_s=%.6f bwd_s=%.6f opt_s=%.6f "
+           "count_s=%.6f summ_s=%.6f sgemm_fc=%.6e sgemm_sq=%.6e model_flops_per_token=%.6e "
+           "tok_s=%.1f model_flops=%.6e num_params=%zu usage_len=%zu\n",
+           tokens, step, median(t_fwd_on, reps), median(t_fwd_off, reps), median(t_bwd, reps),
+           median(t_opt, reps), count, summ, fc, sq, model_flops_per_token(&s), tokens / step,
+           mflops, m.num_params, nu);
+    gemm_free(&gfc); gemm_free(&gsq);
+    for (int l = 0; l < s.L; l++) free_death_tracker(&tr[l]);
+    free(tr); free(tok); free(usage);
     free_optimizer(&o); free_model(&m);
     return 0;
 }

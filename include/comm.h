@@ -57,4 +57,9 @@ void comm_send_flush_ack(int dest, int64_t step);
 /* Complete every outstanding send (before exit). */
 void comm_drain_sends(void);
 
+/* The BLACS system handle of the group's communicator (collective-free; any
+ * rank may call it). Cblacs_gridinit turns it into a process grid; release
+ * it with Cfree_blacs_system_handle (scalapack.h) after Cblacs_gridexit. */
+int  comm_blacs_handle(Comm *c);
+
 #endif

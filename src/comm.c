@@ -155,3 +155,10 @@ void comm_drain_sends(void) {
     }
     n_pending = 0;
 }
+
+/* ---- BLACS system handle (spectrum.c builds its ScaLAPACK grid on it) ----
+ * Csys2blacs_handle takes the group's MPI_Comm, so it lives here; the
+ * include sits with the one function that needs it. */
+#include "scalapack.h"
+
+int comm_blacs_handle(Comm *c) { return Csys2blacs_handle(group_comm(c)); }
