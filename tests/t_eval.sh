@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `eval --json` gives the training-time held-out numbers for the same weights
+# and tokens: the checkpoint written at step 10 holds the weights that the
+# training-time evaluation of step 10 uses (before step 10's update).
+source "$(dirname "$0")/lib.sh"
+make_tiny_corpus "$WORK/data"
+# a validation shard of exactly eval_tokens/T = 16 windows of T+1 = 33 tokens
+"$PY" - "$WORK/data/val_000000.bin" "$WORK/heldout/val_000000.bin" <<'PY'
+import os, struct, sys
+import numpy as np
+tok = np.fromfile(sys.argv[1], dtype=np.uint16, offset=1024)[:16 * 32 + 1]
+os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True)
+with open(sys.argv[2], "wb") as f:
+    f.write(struct.pack("<256i", 20240520, 1, len(tok), *([0] * 253)))
+    f.write(tok.astype("<u2").tobytes())
+PY
+write_tiny_config "$WORK/e.conf" "$WORK/data" "$WORK/out" "val_data = $WORK/heldout/val_*.bin" \
+    "eval_every = 5" "checkpoint_every = 100"
+"$RS" train "$WORK/e.conf" stop_at_step=10 > /dev/null || [ $? -eq 75 ] || fail "first part failed"
+ck=$WORK/out/checkpoints/t2_seed0/ckpt_00000010.bin
+[ -f "$ck" ] || fail "no checkpoint at step 10"
+"$RS" eval --checkpoint "$ck" --tokens "$WORK/heldout/val_000000.bin" --json > "$WORK/eval.json"
+"$RS" train "$WORK/e.conf" > /dev/null
+"$PY" - "$WORK/eval.json" "$WORK/out/dataset.nc" <<'PY'
+import json, sys
+import netCDF4, numpy as np
+e = json.load(open(sys.argv[1]))
+with netCDF4.Dataset(sys.argv[2]) as ds:
+    i = list(np.asarray(ds["eval_step"][:])).index(10)
+    want = {"loss": float(ds["eval_loss"][0, 0, i])}
+    layers = [{k: float(ds["eval_" + k][0, 0, i, l]) for k in ("token_use_mean", "seq_use_mean", "batch_use")}
+              for l in range(len(e["layers"]))]
+assert e["tokens"] == 16 * 32, e["tokens"]
+assert e["loss"] == want["loss"], (e["loss"], want["loss"])
+for l, (got, exp) in enumerate(zip(e["layers"], layers)):
+    for k in exp:
+        assert got[k] == exp[k], (l, k, got[k], exp[k])
+print("eval --json equals the training-time evaluation at step 10:", e["loss"])
+PY
+# eval on a damaged input: a shard with tokens >= V
+printf 'garbage' > "$WORK/bad.bin"
+if "$RS" eval --checkpoint "$ck" --tokens "$WORK/bad.bin" 2> "$WORK/err"; then fail "bad shard accepted"; fi
+grep -q "bad.bin" "$WORK/err" || fail "error does not name the shard: $(cat "$WORK/err")"
+echo "t_eval: all checks passed"
