@@ -52,6 +52,9 @@ int cmd_train(int argc, char **argv) {
         train_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    /* first thing: a preemption signal during startup must not kill the rank */
+    signal(SIGUSR1, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
     int rank = comm_world_rank();
     Config c;
     config_build(&c, argv[1], argc - 2, argv + 2);
@@ -71,8 +74,6 @@ int cmd_train(int argc, char **argv) {
     snprintf(layout, sizeof layout, "%d ranks, %d group(s)", comm_world_size(), plan.n_groups);
     SinkMeta meta = {cmdline, start, layout};
     sink_open(&c, &plan, &meta);
-    signal(SIGUSR1, on_stop_signal);
-    signal(SIGTERM, on_stop_signal);
     Comm comm;
     int group = plan.group_of_rank[rank];
     comm_split(&comm, group, rank);

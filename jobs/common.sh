@@ -1,0 +1,318 @@
+# jobs/common.sh — shared by the Slurm job scripts in jobs/ (sourced, not run).
+# docs/slurm.md describes the behaviour; this file is the one place it lives.
+#
+# Environment it reads (all optional):
+#   RELUSCOPE_ROOT   the reluscope checkout (default: the submit directory)
+#   RELUSCOPE_BIN    the program (default: RELUSCOPE_ROOT/bin/reluscope)
+#   RS_RUNS_DIR      where job folders go (default: runs, relative to the submit directory)
+#   RS_LAUNCH        auto (default) | srun | mpirun | none   — how ranks are started
+#   RS_RESUME_DIR    run in this existing job folder instead of a new one (to resume a
+#                    run whose job could not requeue itself)
+#   RS_NO_REQUEUE=1  do not requeue after a stop; end the job with exit code 75
+#   RS_MAX_RESTARTS  do not requeue a job that has restarted this often (default 50)
+#   PY               the Python with xarray/netCDF4 (default /usr/bin/python3)
+# shellcheck shell=bash disable=SC2034
+# (SC2034: the variables set here are read by the scripts that source this file)
+
+# Exit codes of the job scripts (besides the program's own: 0 finished, 75 stopped).
+RS_EX_USAGE=64      # bad arguments, or an array task outside the sweep's plan
+RS_EX_DATAERR=65    # analysis: a task's dataset is missing
+RS_EX_NOINPUT=66    # the binary, the config or the sweep folder is missing
+RS_EX_CANTCREAT=73  # the job folder exists and belongs to another job
+RS_EX_TEMPFAIL=75   # stopped at a checkpoint (requeued, or resubmit to resume)
+
+rs_log() { printf '[%s] %s\n' "$(date '+%F %T')" "$*"; }
+rs_die() { local code=$1; shift; echo "reluscope-job: error: $*" >&2; exit "$code"; }
+
+# --- where things are ---------------------------------------------------------
+# Slurm runs a copy of the batch script from its spool folder, so the checkout
+# is found from the submit directory (or RELUSCOPE_ROOT), never from $0.
+rs_find_root() {
+    RS_ROOT=${RELUSCOPE_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}
+    RS_ROOT=$(cd "$RS_ROOT" 2>/dev/null && pwd) \
+        || rs_die "$RS_EX_NOINPUT" "RELUSCOPE_ROOT '${RELUSCOPE_ROOT:-}' is not a folder"
+    RS_BIN=${RELUSCOPE_BIN:-$RS_ROOT/bin/reluscope}
+    [ -x "$RS_BIN" ] || rs_die "$RS_EX_NOINPUT" "$RS_BIN not found: run 'make' in $RS_ROOT, or set RELUSCOPE_ROOT"
+    PY=${PY:-/usr/bin/python3}
+    export RS_ROOT RS_BIN PY
+}
+
+rs_runs_dir() {
+    local d=${RS_RUNS_DIR:-runs}
+    case $d in /*) ;; *) d=${SLURM_SUBMIT_DIR:-$PWD}/$d ;; esac
+    printf '%s\n' "$d"
+}
+
+# --- threads per rank -----------------------------------------------------------
+rs_threads() {
+    local n=${SLURM_CPUS_PER_TASK:-1}
+    export OPENBLAS_NUM_THREADS=$n OMP_NUM_THREADS=$n
+    # Slurm >= 22.05: srun inside a batch job no longer inherits --cpus-per-task.
+    if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK; fi
+}
+
+# --- the MPI launcher -------------------------------------------------------------
+# Sets the array RS_LAUNCH_CMD: srun --mpi=pmix where Slurm has the PMIx plugin,
+# otherwise Open MPI's mpirun (which finds the allocation by itself).
+rs_launcher() {
+    local how=${RS_LAUNCH:-auto}
+    if [ "$how" = auto ]; then
+        if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null 2>&1 \
+            && srun --mpi=list 2>&1 | grep -qw pmix; then
+            how=srun
+        elif command -v mpirun >/dev/null 2>&1; then
+            how=mpirun
+        else
+            how=none
+        fi
+    fi
+    case $how in
+        srun)
+            # no --kill-on-bad-exit: exit code 75 ("stopped") is not a failure
+            RS_LAUNCH_CMD=(srun --mpi=pmix) ;;
+        mpirun)
+            command -v mpirun >/dev/null 2>&1 || rs_die "$RS_EX_NOINPUT" "mpirun not found (RS_LAUNCH=mpirun)"
+            # (mpirun ends the job when a rank exits non-zero, 75 included;
+            # harmless, as the ranks leave MPI_Finalize together, after rank
+            # 0 has written everything. Setting
+            # OMPI_MCA_orte_abort_on_non_zero_status=0 would make mpirun
+            # exit 0 after a stop, so it is not used.)
+            if [ "$(id -u)" -eq 0 ]; then
+                export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+            fi
+            RS_LAUNCH_CMD=(mpirun -np "${SLURM_NTASKS:-1}")
+            local t=${SLURM_CPUS_PER_TASK:-1}
+            if [ "$t" -gt 1 ]; then RS_LAUNCH_CMD+=(--map-by "slot:PE=$t"); fi ;;
+        none)
+            RS_LAUNCH_CMD=() ;;
+        *)
+            rs_die "$RS_EX_USAGE" "RS_LAUNCH must be auto, srun, mpirun or none (got '$how')" ;;
+    esac
+    RS_LAUNCH_NAME=$how
+}
+
+# --- the job folder -----------------------------------------------------------------
+# rs_job_dir DIR: make DIR this job's folder. A new job (SLURM_RESTART_COUNT 0 or
+# unset) needs a folder nobody used; a requeued job (count > 0) takes its own
+# folder back and the program resumes from the checkpoints in it. The file
+# .slurm_job in the folder names the job that owns it.
+rs_job_dir() {
+    local dir=$1 owner restarts=${SLURM_RESTART_COUNT:-0}
+    owner="cluster=${SLURM_CLUSTER_NAME:-none} job=${SLURM_JOB_ID:-local-$$}"
+    if [ -n "${RS_RESUME_DIR:-}" ]; then
+        [ -d "$RS_RESUME_DIR" ] || rs_die "$RS_EX_NOINPUT" "RS_RESUME_DIR '$RS_RESUME_DIR' is not a folder"
+        RS_OUT=$(cd "$RS_RESUME_DIR" && pwd)
+        printf '%s resumed-by\n' "$owner" >> "$RS_OUT/.slurm_job"
+    elif [ -e "$dir" ]; then
+        if [ "$restarts" -gt 0 ] && [ -f "$dir/.slurm_job" ] \
+            && [ "$(head -n 1 "$dir/.slurm_job")" = "$owner" ]; then
+            RS_OUT=$dir
+        else
+            rs_die "$RS_EX_CANTCREAT" "job folder $dir already exists and is not this job's (restart count $restarts); not touching it (move it away, or set RS_RUNS_DIR)"
+        fi
+    else
+        mkdir -p "$dir" || rs_die "$RS_EX_CANTCREAT" "cannot create job folder $dir"
+        printf '%s\n' "$owner" > "$dir/.slurm_job"
+        RS_OUT=$dir
+    fi
+    export RS_OUT
+}
+
+rs_history() {   # one line a job start/end in RS_OUT/job_history.txt
+    printf '%s job=%s restart=%s host=%s %s\n' "$(date '+%F %T')" "${SLURM_JOB_ID:-local}" \
+        "${SLURM_RESTART_COUNT:-0}" "$(hostname -s 2>/dev/null || echo '?')" "$*" \
+        >> "$RS_OUT/job_history.txt"
+}
+
+# --- running the program with signal forwarding --------------------------------------
+# rs_traps: the job scripts call it first thing. SIGUSR1 or SIGTERM to the
+# batch shell (from `#SBATCH --signal=B:USR1@N`, `scancel --signal=USR1
+# --batch`, or Slurm ending the job) is passed on to the program as SIGUSR1,
+# on which it finishes its step, writes checkpoints and exits 75. A signal
+# that comes before the program has started is remembered: the program is
+# then not started, and the job ends as if it had stopped (75).
+RS_PID=
+RS_SIGNALS=0
+RS_GOT_TERM=0
+rs_forward() {
+    RS_SIGNALS=$((RS_SIGNALS + 1))
+    if [ "$1" = TERM ]; then RS_GOT_TERM=1; fi
+    rs_log "got SIG$1: asking the program to checkpoint and stop"
+    if [ -n "$RS_PID" ]; then kill -USR1 "$RS_PID" 2>/dev/null || true; fi
+}
+rs_traps() {
+    trap 'rs_forward USR1' USR1
+    trap 'rs_forward TERM' TERM
+}
+
+# rs_run CMD...: runs CMD (through the launcher) in the background and waits
+# for it, so that the traps fire at once. Sets RS_RC to its exit code.
+rs_run() {
+    local seen
+    rs_traps
+    if [ "$RS_SIGNALS" -gt 0 ]; then
+        rs_log "stop requested before the start: not starting the program"
+        RS_RC=$RS_EX_TEMPFAIL
+        return 0
+    fi
+    rs_log "start: ${RS_LAUNCH_CMD[*]} $*"
+    "${RS_LAUNCH_CMD[@]}" "$@" &
+    RS_PID=$!
+    # a signal between the start and RS_PID being set was not forwarded
+    if [ "$RS_SIGNALS" -gt 0 ]; then kill -USR1 "$RS_PID" 2>/dev/null || true; fi
+    while :; do
+        seen=$RS_SIGNALS
+        RS_RC=0
+        wait "$RS_PID" || RS_RC=$?
+        # wait returns >128 when a trap interrupted it; the program still runs
+        if [ "$RS_RC" -gt 128 ] && [ "$RS_SIGNALS" -ne "$seen" ]; then continue; fi
+        break
+    done
+    RS_PID=
+    rs_log "the program exited with code $RS_RC"
+}
+
+# rs_time_is_up: true if this job has reached its time limit (StartTime +
+# TimeLimit, within 10 s), i.e. a SIGTERM came from the limit, not from scancel
+rs_time_is_up() {
+    local info start limit d=0 h=0 m=0 sec=0 t
+    info=$(scontrol show job -o "$SLURM_JOB_ID" 2>/dev/null) || return 1
+    start=$(printf '%s\n' "$info" | grep -o 'StartTime=[^ ]*' | head -n 1 | cut -d= -f2)
+    limit=$(printf '%s\n' "$info" | grep -o 'TimeLimit=[^ ]*' | head -n 1 | cut -d= -f2)
+    start=$(date -d "$start" +%s 2>/dev/null) || return 1
+    case $limit in *-*) d=${limit%%-*}; limit=${limit#*-} ;; esac
+    IFS=: read -r h m sec <<< "$limit"
+    [[ "$d$h$m${sec:-0}" =~ ^[0-9]+$ ]] || return 1     # UNLIMITED, or unknown
+    t=$((start + 10#$d * 86400 + 10#$h * 3600 + 10#$m * 60 + 10#${sec:-0}))
+    [ "$(date +%s)" -ge $((t - 10)) ]
+}
+
+# rs_finish: after rs_run. Exit 75 means "stopped at a checkpoint". After
+# SIGUSR1 (the --signal warning, or `scancel --signal=USR1 --batch`), or a
+# stop the batch shell did not see, the job requeues itself: it starts again
+# from the top, in the same folder, and resumes. After SIGTERM it requeues
+# only if the time limit was reached: a SIGTERM from scancel means "cancel"
+# (the work is saved all the same), and Slurm requeues preempted jobs itself
+# where PreemptMode=REQUEUE.
+rs_finish() {
+    local max=${RS_MAX_RESTARTS:-50}
+    if [ "$RS_RC" -eq 0 ] && [ ! -f "$RS_OUT/dataset.nc" ]; then
+        # e.g. srun reports 0 when a step was cancelled before it launched
+        echo "reluscope-job: error: the launcher exited 0 but $RS_OUT/dataset.nc does not exist" >&2
+        RS_RC=1
+    fi
+    if [ "$RS_RC" -eq "$RS_EX_TEMPFAIL" ]; then
+        if [ -z "${SLURM_JOB_ID:-}" ] || [ "${RS_NO_REQUEUE:-0}" = 1 ]; then
+            rs_history "exit=$RS_RC"
+        elif [ "$RS_GOT_TERM" = 1 ] && ! rs_time_is_up; then
+            rs_history "exit=$RS_RC sigterm"
+            rs_log "stopped by SIGTERM (scancel, preemption or shutdown): not requeueing"
+        elif [ "${SLURM_RESTART_COUNT:-0}" -ge "$max" ]; then
+            rs_history "exit=$RS_RC not-requeued (restart count $max reached)"
+            echo "reluscope-job: warning: not requeueing: this job has already restarted $max times (RS_MAX_RESTARTS)" >&2
+        else
+            rs_history "exit=$RS_RC requeue"
+            rs_log "asking Slurm to requeue job $SLURM_JOB_ID; it will resume from the checkpoints in $RS_OUT"
+            # Slurm ends this incarnation with SIGTERM once the requeue is
+            # accepted: no more forwarding, just go.
+            trap - USR1 TERM
+            if scontrol requeue "$SLURM_JOB_ID"; then exit "$RS_EX_TEMPFAIL"; fi
+            rs_history "requeue refused"
+            echo "reluscope-job: warning: scontrol requeue $SLURM_JOB_ID failed (JobRequeue=0, --no-requeue, or the job is ending anyway)" >&2
+        fi
+        echo "reluscope-job: stopped at a checkpoint; to resume, resubmit the same way with RS_RESUME_DIR=$RS_OUT" >&2
+        exit "$RS_EX_TEMPFAIL"
+    fi
+    rs_history "exit=$RS_RC"
+    exit "$RS_RC"
+}
+
+# --- the sweep grid and its chunks ------------------------------------------------------
+# rs_grid CONFIG [key=value ...]: sets RS_SIZES and RS_SEEDS (arrays) from the
+# config's `sizes` and `seeds` lines, the command-line overrides winning, with
+# the program's defaults (sizes = tiny, seeds = 0). Seeds may be written as
+# ranges a-b, which are expanded.
+rs_split_list() {   # "a, b c" (quotes allowed) -> one item a line
+    printf '%s\n' "$1" | tr -d '"'"'" | tr ',' ' ' | tr -s ' \t\r' '\n' | sed '/^$/d'
+}
+rs_grid() {
+    local conf=$1; shift
+    [ -f "$conf" ] || rs_die "$RS_EX_NOINPUT" "config $conf not found"
+    local sizes=tiny seeds=0 line key val item a b
+    while IFS= read -r line || [ -n "$line" ]; do
+        line=${line%%#*}
+        case $line in *=*) ;; *) continue ;; esac
+        key=$(printf '%s' "${line%%=*}" | tr -d ' \t')
+        val=${line#*=}
+        case $key in sizes) sizes=$val ;; seeds) seeds=$val ;; esac
+    done < "$conf"
+    for item in "$@"; do
+        case $item in sizes=*) sizes=${item#sizes=} ;; seeds=*) seeds=${item#seeds=} ;; esac
+    done
+    mapfile -t RS_SIZES < <(rs_split_list "$sizes")
+    RS_SEEDS=()
+    while IFS= read -r item; do
+        if [[ $item =~ ^([0-9]+)-([0-9]+)$ ]]; then
+            a=${BASH_REMATCH[1]}; b=${BASH_REMATCH[2]}
+            [ "$a" -le "$b" ] || rs_die "$RS_EX_USAGE" "seed range $item is empty"
+            while [ "$a" -le "$b" ]; do RS_SEEDS+=("$a"); a=$((a + 1)); done
+        else
+            RS_SEEDS+=("$item")
+        fi
+    done < <(rs_split_list "$seeds")
+    [ "${#RS_SIZES[@]}" -gt 0 ] || rs_die "$RS_EX_USAGE" "$conf: no sizes"
+    [ "${#RS_SEEDS[@]}" -gt 0 ] || rs_die "$RS_EX_USAGE" "$conf: no seeds"
+}
+
+# The chunking rule: every array task trains ONE size and a block of up to
+# SEEDS_PER_TASK consecutive seeds of the sweep's seed list (0 = all seeds).
+# Tasks are numbered size-major: task i has size i / B and seed block i % B,
+# B = ceil(n_seeds / SEEDS_PER_TASK). rs_chunks sets RS_PER, RS_BLOCKS, RS_NTASKS.
+rs_chunks() {
+    RS_PER=${SEEDS_PER_TASK:-1}
+    [[ $RS_PER =~ ^[0-9]+$ ]] || rs_die "$RS_EX_USAGE" "SEEDS_PER_TASK must be a number (got '$RS_PER')"
+    if [ "$RS_PER" -eq 0 ] || [ "$RS_PER" -gt "${#RS_SEEDS[@]}" ]; then RS_PER=${#RS_SEEDS[@]}; fi
+    RS_BLOCKS=$(( (${#RS_SEEDS[@]} + RS_PER - 1) / RS_PER ))
+    RS_NTASKS=$(( ${#RS_SIZES[@]} * RS_BLOCKS ))
+}
+
+# rs_task I: sets RS_TASK_SIZE and RS_TASK_SEEDS (comma list) for task I.
+rs_task() {
+    local i=$1 s b first j
+    if ! [[ $i =~ ^[0-9]+$ ]] || [ "$i" -ge "$RS_NTASKS" ]; then
+        rs_die "$RS_EX_USAGE" "array task $i is outside the sweep's plan (tasks 0-$((RS_NTASKS - 1)); SEEDS_PER_TASK=$RS_PER)"
+    fi
+    s=$((i / RS_BLOCKS)); b=$((i % RS_BLOCKS)); first=$((b * RS_PER))
+    RS_TASK_SIZE=${RS_SIZES[$s]}
+    RS_TASK_SEEDS=
+    for ((j = first; j < first + RS_PER && j < ${#RS_SEEDS[@]}; j++)); do
+        RS_TASK_SEEDS+=${RS_TASK_SEEDS:+,}${RS_SEEDS[$j]}
+    done
+}
+
+# The sweep's name: SWEEP_NAME, or the config file's name without .conf.
+rs_sweep_name() {
+    local n=${SWEEP_NAME:-$(basename "$1" .conf)}
+    [[ $n =~ ^[A-Za-z0-9._+-]+$ ]] || rs_die "$RS_EX_USAGE" "sweep name '$n' must be letters, digits, . _ + -"
+    printf '%s\n' "$n"
+}
+
+# --- the single-job body (jobs/run.sbatch, jobs/multinode.sbatch) ----------------------
+# rs_main_run SCRIPT CONFIG [key=value ...]: train the whole sweep of CONFIG in
+# this job, in runs/<name>/<job id>/.
+rs_main_run() {
+    local script=$1 conf name; shift
+    rs_traps
+    [ "$#" -ge 1 ] || rs_die "$RS_EX_USAGE" "usage: sbatch $script CONFIG [key=value ...]"
+    conf=$1; shift
+    [ -f "$conf" ] || rs_die "$RS_EX_NOINPUT" "config $conf not found"
+    rs_find_root
+    rs_threads
+    rs_launcher
+    name=$(rs_sweep_name "$conf")
+    rs_job_dir "$(rs_runs_dir)/$name/${SLURM_JOB_ID:-local-$(date +%Y%m%d-%H%M%S)-$$}"
+    rs_history "start launcher=$RS_LAUNCH_NAME nodes=${SLURM_JOB_NUM_NODES:-1} ntasks=${SLURM_NTASKS:-1} cpus_per_task=${SLURM_CPUS_PER_TASK:-1}"
+    rs_log "job ${SLURM_JOB_ID:-local} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-$(hostname -s)}, launcher $RS_LAUNCH_NAME -> $RS_OUT"
+    rs_run "$RS_BIN" train "$conf" "$@" out_dir="$RS_OUT"
+    rs_finish
+}

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# The Slurm job scripts (jobs/) against a real Slurm: a private one-node
+# cluster on this machine (tests/slurm/cluster.sh: munged, slurmctld, slurmd
+# with a generated slurm.conf under a temp folder), then
+#  (a) a sweep (2 sizes x 3 seeds, 2 seeds a task -> 4 array tasks) submitted
+#      with jobs/submit-sweep.sh, and its dependent analysis job; task 0 gets
+#      SIGUSR1 once it trains (requeue + resume inside an array): the merged
+#      dataset holds every size, seed and step once, and the report exists if
+#      analysis/report.py does;
+#  (b) a 2-rank single run (jobs/run.sbatch) sent SIGUSR1 mid-run with
+#      `scancel --signal=USR1 --batch`: it checkpoints, exits 75, requeues
+#      itself, resumes, and its dataset equals an uninterrupted run's (every
+#      step once, loss and batch_use bit for bit).
+# The daemons it started are stopped whatever happens. KEEP=1 keeps the temp
+# folder; T_SLURM_PARTS=a or =b runs one part; T_SLURM_RANKS=N sets the
+# ranks of (b). Needs root and Debian's
+# Slurm (scripts/install-slurm-deps.sh); without the packages it prints
+# SKIPPED and passes, except under CI, where it fails.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tests/slurm/cluster.sh
+source "$ROOT/tests/slurm/cluster.sh"
+
+missing=$(slurm_missing)
+if [ -n "$missing" ]; then
+    if [ -n "${CI:-}" ]; then
+        echo "FAIL: t_slurm: Slurm commands missing ($missing): the CI must run scripts/install-slurm-deps.sh" >&2
+        exit 1
+    fi
+    echo "SKIPPED: t_slurm: Slurm is not installed (missing: $missing); run 'sudo bash scripts/install-slurm-deps.sh'"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    if [ -n "${CI:-}" ]; then echo "FAIL: t_slurm: CI must run the tests as root" >&2; exit 1; fi
+    echo "SKIPPED: t_slurm: the private Slurm cluster needs root (SlurmUser=root)"
+    exit 0
+fi
+
+# shellcheck source=tests/lib.sh
+source "$ROOT/tests/lib.sh"     # RS, PY, WORK, make_tiny_corpus, fail
+[ -x "$RS" ] || fail "$RS not found: run 'make' first"
+# A test run inside a Slurm job must not talk to the outer cluster.
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(SLURM|SBATCH|SRUN|SALLOC)_' || true)
+export RELUSCOPE_BIN=$RS
+CHECK=$ROOT/tests/slurm/check_dataset.py
+START=$SECONDS
+
+dump_logs() {
+    local f
+    echo "==== t_slurm failed after $((SECONDS - START))s; logs follow ====" >&2
+    squeue -l >&2 2>/dev/null || true
+    while IFS= read -r f; do
+        echo "---- $f ----" >&2; tail -n 60 "$f" | sed 's/^/    /' >&2
+    done < <(find "$WORK/logs" "$WORK/runs" -name '*.out' -o -name 'job_history.txt' 2>/dev/null | sort)
+    for f in slurmctld slurmd; do
+        echo "---- $f.log (last 30 lines) ----" >&2
+        tail -n 30 "$WORK/cluster/log/$f.log" 2>/dev/null | sed 's/^/    /' >&2 || true
+    done
+}
+cleanup() {
+    local rc=$?
+    set +e
+    [ "$rc" -eq 0 ] || dump_logs
+    slurm_stop "$WORK/cluster"
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# wait_gone SECONDS JOBID...: until none of the jobs is pending or running
+wait_gone() {
+    local t=$1 i; shift
+    local ids; ids=$(IFS=,; echo "$*")
+    for ((i = 0; i < t; i++)); do
+        [ -z "$(squeue -h -j "$ids" -o %i 2>/dev/null)" ] && return 0
+        sleep 1
+    done
+    fail "jobs $ids still queued or running after ${t}s"
+}
+# job_field JOBID FIELD: FIELD=value of the job (first line: a task of an array)
+job_field() { scontrol show job -o "$1" | grep -o "\b$2=[^ ]*" | head -n 1 | cut -d= -f2-; }
+
+mkdir -p "$WORK/logs"
+chmod 755 "$WORK"     # munged's socket lives below it
+make_tiny_corpus "$WORK/data" > /dev/null
+common_conf() {
+    cat <<CONF
+size.tiny2 = L=1 d=32 h=2 F=128 T=32 V=256
+train_data = $WORK/data/train_*.bin
+val_data = $WORK/data/val_*.bin
+batch_size = 8
+lr = 3e-3
+lr_min = 3e-4
+warmup_steps = 5
+dead_window = 5
+snapshot_every = 10
+eval_every = 10
+eval_tokens = 512
+log_every = 10
+checkpoint_every = 10
+flush_every = 5
+check_every = 5
+CONF
+}
+SWEEP_STEPS=60
+{ common_conf; printf 'sizes = tiny, tiny2\nseeds = 0, 1, 2\nsteps = %s\n' "$SWEEP_STEPS"; } > "$WORK/sweep.conf"
+RUN_STEPS=120
+{ common_conf; printf 'sizes = tiny\nseeds = 0\nsteps = %s\n' "$RUN_STEPS"; } > "$WORK/single.conf"
+
+t0=$SECONDS
+slurm_start "$WORK/cluster" || fail "the Slurm daemons did not start (logs above)"
+echo "cluster up in $((SECONDS - t0))s: $(sinfo -h -N -o '%N %c CPUs %m MB %T')"
+pmix=0
+if srun --mpi=list 2>&1 | grep -qw pmix; then pmix=1; fi
+echo "srun --mpi=pmix available: $pmix"
+
+PARTS=${T_SLURM_PARTS:-ab}     # for debugging: T_SLURM_PARTS=b runs only (b)
+RANKS=${T_SLURM_RANKS:-2}      # ranks of the run in (b)
+
+# --- (a) sweep array + dependent analysis job ---------------------------------------
+if [[ $PARTS == *a* ]]; then
+t0=$SECONDS
+ids=$(cd "$WORK" && "$ROOT/jobs/submit-sweep.sh" --parsable --seeds-per-task 2 \
+    --name tsweep --runs-dir "$WORK/runs" --array-opt=--ntasks=1 --array-opt=--time=10 \
+    --analyze-opt=--time=10 "$WORK/sweep.conf") || fail "submit-sweep.sh failed"
+read -r aid nid <<< "$ids"
+if [ -z "${aid:-}" ] || [ -z "${nid:-}" ]; then fail "submit-sweep.sh --parsable printed no job ids: '$ids'"; fi
+echo "(a) array $aid, analysis $nid"
+sweep=$WORK/runs/tsweep/$aid
+# also preempt task 0 once it trains: the analysis must wait for its requeue
+for ((i = 0; i < 300; i++)); do
+    compgen -G "$sweep/task_0/checkpoints/*/ckpt_*.bin" > /dev/null && break
+    [ -n "$(squeue -h -j "${aid}_0" -o %i 2>/dev/null)" ] || break
+    sleep 0.2
+done
+# Slurm 22.05 may answer "Job can not be altered now, try again later" to a
+# signal for an array task while other tasks are pending, although it
+# delivers it; scancel would then retry every few seconds and stop the
+# resumed task again, so it gets one try (the job history tells the rest).
+if sig_out=$(timeout 3 scancel --signal=USR1 --batch "${aid}_0" 2>&1); then
+    echo "sent SIGUSR1 to task ${aid}_0"
+else
+    echo "scancel --signal=USR1 --batch ${aid}_0: ${sig_out:-no answer in 3 s}"
+fi
+wait_gone 300 "$aid" "$nid"
+states=$(scontrol show job -o "$aid" | grep -o 'JobState=[^ ]*\|ExitCode=[^ ]*' | paste -d' ' - - | sort | uniq -c)
+ntask=$(scontrol show job -o "$aid" | grep -c 'ArrayTaskId=')
+[ "$ntask" -eq 4 ] || fail "the array has $ntask tasks, want 4 (2 sizes x 3 seeds, 2 seeds a task)"
+[ "$(echo "$states" | awk '{print $2, $3}')" = "JobState=COMPLETED ExitCode=0:0" ] \
+    || fail "array tasks did not all complete: $states"
+[ "$(job_field "$nid" JobState)" = COMPLETED ] || fail "analysis job $nid: $(job_field "$nid" JobState) ($(job_field "$nid" ExitCode))"
+for i in 0 1 2 3; do
+    [ -f "$sweep/task_$i/dataset.nc" ] || fail "task $i wrote no dataset"
+done
+grep -q 'size=tiny2 seeds=2 ' "$sweep/task_3/job_history.txt" || fail "task 3 did not get size tiny2, seed 2"
+if [ "$pmix" = 1 ]; then
+    grep -q 'launcher=srun' "$sweep/task_0/job_history.txt" || fail "PMIx is available but the task did not use srun"
+fi
+if grep -q 'requeue' "$sweep/task_0/job_history.txt"; then
+    tail -n 1 "$sweep/task_0/job_history.txt" | grep -q 'restart=[1-9].*exit=0' \
+        || fail "task 0 was requeued but did not finish: $(cat "$sweep/task_0/job_history.txt")"
+    echo "task 0 was stopped, requeued and resumed"
+else
+    echo "task 0 finished before the signal reached it"
+fi
+"$PY" "$CHECK" grid "$sweep/dataset.nc" --sizes tiny,tiny2 --seeds 0,1,2 --steps "$SWEEP_STEPS" \
+    || fail "the merged dataset is incomplete"
+if [ -f "$ROOT/analysis/report.py" ]; then
+    nrep=$(find "$sweep/report" -type f 2>/dev/null | wc -l)
+    [ "$nrep" -gt 0 ] || fail "analysis/report.py exists but wrote nothing into $sweep/report"
+    echo "report: $nrep files"
+else
+    echo "no analysis/report.py yet: report not checked"
+fi
+echo "(a) ok in $((SECONDS - t0))s"
+fi
+
+# --- (b) preempt a 2-rank run with SIGUSR1, requeue, resume ----------------------------
+if [[ $PARTS == *b* ]]; then
+t0=$SECONDS
+jid=$(cd "$ROOT" && sbatch --parsable --ntasks="$RANKS" --time=10 --output="$WORK/logs/single-%j.out" \
+      --export="ALL,RS_RUNS_DIR=$WORK/runs,SWEEP_NAME=single" jobs/run.sbatch "$WORK/single.conf")
+jid=${jid%%;*}
+run=$WORK/runs/single/$jid
+echo "(b) run $jid on $RANKS ranks"
+# signal once it is training for sure: its first checkpoint is written
+for ((i = 0; i < 600; i++)); do
+    compgen -G "$run/checkpoints/*/ckpt_*.bin" > /dev/null && break
+    [ -n "$(squeue -h -j "$jid" -o %i)" ] || fail "run $jid ended before its first checkpoint"
+    sleep 0.2
+done
+compgen -G "$run/checkpoints/*/ckpt_*.bin" > /dev/null || fail "run $jid wrote no checkpoint in 120s"
+scancel --signal=USR1 --batch "$jid"
+echo "sent SIGUSR1 to the batch shell of $jid"
+wait_gone 300 "$jid"
+if [ "$(job_field "$jid" JobState)" != COMPLETED ] || [ "$(job_field "$jid" ExitCode)" != 0:0 ]; then
+    fail "run $jid: $(job_field "$jid" JobState) exit $(job_field "$jid" ExitCode)"
+fi
+restarts=$(job_field "$jid" Restarts)
+[ "${restarts:-0}" -ge 1 ] || fail "run $jid was not requeued (Restarts=${restarts:-?}): did the signal arrive after the end? history: $(cat "$run/job_history.txt")"
+grep -q 'restart=0 .*exit=75 requeue' "$run/job_history.txt" || fail "the first start did not stop with 75 and requeue: $(cat "$run/job_history.txt")"
+tail -n 1 "$run/job_history.txt" | grep -q 'exit=0' || fail "the last start did not finish: $(cat "$run/job_history.txt")"
+grep -qi 'resum' "$WORK/logs/single-$jid.out" || fail "the requeued job did not resume from its checkpoints"
+echo "run $jid: stopped, requeued (Restarts=$restarts), resumed, finished in $((SECONDS - t0))s"
+
+# the same job, uninterrupted
+rid=$(cd "$ROOT" && sbatch --parsable --ntasks="$RANKS" --time=10 --output="$WORK/logs/ref-%j.out" \
+      --export="ALL,RS_RUNS_DIR=$WORK/runs,SWEEP_NAME=ref" jobs/run.sbatch "$WORK/single.conf")
+rid=${rid%%;*}
+wait_gone 300 "$rid"
+[ "$(job_field "$rid" JobState)" = COMPLETED ] || fail "reference run $rid: $(job_field "$rid" JobState)"
+"$PY" "$CHECK" same "$WORK/runs/ref/$rid/dataset.nc" "$run/dataset.nc" --steps "$RUN_STEPS" \
+    loss batch_use || fail "the preempted run's dataset differs from the uninterrupted run's"
+echo "(b) ok in $((SECONDS - t0))s"
+fi
+echo "t_slurm: all checks passed in $((SECONDS - START))s"
