@@ -9,24 +9,32 @@
 #include "model.h"
 #include "record.h"
 
+typedef struct Spectrum Spectrum;
+
 typedef struct {
     int n_seq;            /* sequences of the whole held-out batch (all ranks) */
     int first, count;     /* this rank's slice */
     int T;
     uint16_t *tokens;     /* [count][T+1] */
     int *counts;          /* sequences per rank (for the gather) */
+    int topk;             /* singular values kept per layer */
+    Spectrum *spectrum;   /* the run's BLACS grid (NULL: no held-out set) */
+    float *rows;          /* [L][count*T][F] activations of this rank's slice */
 } Heldout;
 
-/* The first eval_tokens/T windows of val_data (or none if eval is off). */
+/* The first eval_tokens/T windows of val_data (or none if eval is off),
+ * and the run's spectrum grid (collective over the group). */
 void build_heldout(Heldout *h, const Config *c, const ModelSize *s, Comm *comm);
 void free_heldout(Heldout *h);
 
 /* Loss and per-layer usage over the held-out tokens, through the model in
- * chunks of m->B sequences; counts summed over the group. rec->layers filled. */
+ * chunks of m->B sequences; counts summed over the group. rec->layers filled.
+ * rows (or NULL): receives each layer's post-ReLU activations [L][count*T][F]. */
 void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
-                     const int *counts, int n_seq_total, EvalRecord *rec);
+                     const int *counts, int n_seq_total, EvalRecord *rec, float *rows);
 
-/* Training-time evaluation of a run at `step`: fills and sinks an EvalRecord. */
+/* Training-time evaluation of a run at `step`: usage, loss, and the spectra
+ * of every layer (spectrum.h); fills and sinks an EvalRecord. */
 void run_heldout_eval(Heldout *h, Model *m, Comm *comm, int run, int64_t step);
 
 #endif

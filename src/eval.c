@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "data.h"
 #include "sink.h"
+#include "spectrum.h"
 #include "util.h"
 
 void build_heldout(Heldout *h, const Config *c, const ModelSize *s, Comm *comm) {
@@ -27,6 +28,9 @@ void build_heldout(Heldout *h, const Config *c, const ModelSize *s, Comm *comm) 
         h->counts[r] = hi - lo;
         if (r == comm->rank) { h->first = lo; h->count = hi - lo; }
     }
+    h->topk = c->spectrum_topk < s->F ? c->spectrum_topk : s->F;
+    h->spectrum = build_spectrum(comm, s->F, h->topk);
+    h->rows = xmalloc(((size_t)s->L * h->count * s->T + 1) * s->F * sizeof *h->rows);
     h->tokens = xmalloc(((size_t)h->count + 1) * (s->T + 1) * sizeof *h->tokens);
     memcpy(h->tokens, all + (size_t)h->first * (s->T + 1),
            (size_t)h->count * (s->T + 1) * sizeof *all);
@@ -34,14 +38,17 @@ void build_heldout(Heldout *h, const Config *c, const ModelSize *s, Comm *comm) 
 }
 
 void free_heldout(Heldout *h) {
+    if (h->spectrum) free_spectrum(h->spectrum);
+    free(h->rows);
     free(h->tokens);
     free(h->counts);
     memset(h, 0, sizeof *h);
 }
 
 void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
-                     const int *counts, int n_seq_total, EvalRecord *rec) {
+                     const int *counts, int n_seq_total, EvalRecord *rec, float *rows) {
     int L = m->cfg.L, F = m->cfg.F, T = m->cfg.T;
+    size_t layer_rows = (size_t)count * T, NF = (size_t)m->B * T * F;
     size_t n_usage = (size_t)L * usage_stride(F);
     int64_t *usage = xcalloc(n_usage, sizeof *usage);
     double *loss_mine = xmalloc(((size_t)count + 1) * sizeof *loss_mine);
@@ -50,6 +57,9 @@ void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
         int nb = count - done < m->B ? count - done : m->B;
         model_forward(m, tokens + (size_t)done * (T + 1), nb, usage, NULL, NULL);
         for (int b = 0; b < nb; b++) loss_mine[done + b] = model_sequence_loss(m, b);
+        for (int l = 0; rows && l < L; l++)   /* keep the activations for the spectra */
+            memcpy(rows + (l * layer_rows + (size_t)done * T) * F, m->acts.fch + l * NF,
+                   (size_t)nb * T * F * sizeof *rows);
     }
     comm_allreduce_sum_i64(comm, usage, n_usage);
     comm_allgatherv_f64(comm, loss_mine, count, loss_all, counts);
@@ -66,14 +76,35 @@ void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
     free(usage); free(loss_mine); free(loss_all);
 }
 
+/* Spectra of every layer's centred activations, and the weights' stable ranks. */
+static void layer_spectra(Heldout *h, const Model *m, EvalRecord *rec, double *sv) {
+    const ModelSize *c = &m->cfg;
+    size_t layer_floats = (size_t)h->count * c->T * c->F;
+    for (int l = 0; l < c->L; l++) {
+        SpectrumStats st;
+        spectrum_layer(h->spectrum, h->rows + l * layer_floats, h->count * c->T,
+                       sv + (size_t)l * h->topk, &st);
+        rec->eff_rank[l] = st.eff_rank;
+        rec->participation[l] = st.participation;
+        rec->stable_rank_fc[l] = stable_rank(m->params.fcw + (size_t)l * c->d * c->F, c->d, c->F);
+        rec->stable_rank_proj[l] =
+            stable_rank(m->params.fcprojw + (size_t)l * c->F * c->d, c->F, c->d);
+    }
+}
+
 void run_heldout_eval(Heldout *h, Model *m, Comm *comm, int run, int64_t step) {
     if (h->n_seq == 0) return;
     EvalRecord rec;
     memset(&rec, 0, sizeof rec);
     rec.run = run;
     rec.step = step;
-    evaluate_tokens(m, comm, h->tokens, h->count, h->counts, h->n_seq, &rec);
+    evaluate_tokens(m, comm, h->tokens, h->count, h->counts, h->n_seq, &rec, h->rows);
+    double *sv = xcalloc((size_t)m->cfg.L * h->topk, sizeof *sv);
+    layer_spectra(h, m, &rec, sv);
+    rec.topk = h->topk;
+    rec.singular_values = sv;
     if (comm->rank == 0) sink_eval(&rec);
+    free(sv);
 }
 
 /* ---- the `eval` command ---- */
@@ -157,7 +188,8 @@ int cmd_eval(int argc, char **argv) {
     }
     EvalRecord rec;
     memset(&rec, 0, sizeof rec);
-    evaluate_tokens(&m, &comm, all + (size_t)first * (T + 1), counts[comm.rank], counts, n, &rec);
+    evaluate_tokens(&m, &comm, all + (size_t)first * (T + 1), counts[comm.rank], counts, n, &rec,
+                    NULL);
     if (comm.rank == 0) print_eval(&rec, json);
     free(all); free(counts);
     free_model(&m);

@@ -21,6 +21,11 @@ for n in 2 4; do
         --rtol 1e-3 || fail "losses on $n ranks drift from 1 rank beyond 1e-3"
     "$PY" "$DS" same "$WORK/np1/dataset.nc" "$WORK/np$n/dataset.nc" eval_loss --size 0 --seed 0 \
         --steps 0:1 || fail "step-0 held-out loss differs between 1 and $n ranks"
+    # spectra: ScaLAPACK on a ${n}-rank grid vs one rank (reduction order differs)
+    for v in eff_rank participation_ratio singular_values; do
+        "$PY" "$DS" same "$WORK/np1/dataset.nc" "$WORK/np$n/dataset.nc" "$v" --size 0 --seed 0 \
+            --steps 0:1 --rtol 1e-6 || fail "step-0 $v differs between 1 and $n ranks"
+    done
 done
 
 # a two-run sweep on 2 ranks == each run alone on 1 rank
