@@ -62,6 +62,9 @@ typedef struct {
     /* stop as if preempted once this many steps are done (-1 = never): for
      * preemption drills and resume tests */
     long stop_at_step;
+    /* test-only fault injection: group rank 1 perturbs one parameter after
+     * this step's update, so the replicas diverge (-1 = never) */
+    long debug_diverge_step;
 } Config;
 
 /* Defaults, with the built-in sizes defined and sizes = tiny, seeds = 0. */

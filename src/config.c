@@ -71,6 +71,7 @@ static const KeyDef KEYS[] = {
     {"overwrite", K_BOOL, OFF(overwrite), "false", 0, 0, 0, 0},
     {"debug_nan_step", K_LONG, OFF(debug_nan_step), "-1", -1, NOMAX, 0, 0},
     {"stop_at_step", K_LONG, OFF(stop_at_step), "-1", -1, NOMAX, 0, 0},
+    {"debug_diverge_step", K_LONG, OFF(debug_diverge_step), "-1", -1, NOMAX, 0, 0},
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 

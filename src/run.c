@@ -243,6 +243,7 @@ int train_run(const Config *c, int run, Comm *comm) {
         if (due(step, c->snapshot_every)) emit_snapshot(&r, step);
         if (due(step, c->eval_every)) run_heldout_eval(&r.heldout, &r.model, comm, run, step);
         step_update(&r, step, &rec);
+        if (step == c->debug_diverge_step && comm->rank == 1) r.model.params_memory[0] += 1e-3f;
         if (comm->rank == 0) sink_step(&rec);
         sink_poll();
         if (due(step + 1, c->check_every)) check_replicas(&r, step + 1);
