@@ -1,0 +1,214 @@
+/* ncout_impl.h — internals shared by src/ncout*.c and src/merge.c (not an
+ * API for other modules: use ncout.h).
+ *   ncout_meta.c     owned copies of NcoutMeta, validation, config compare
+ *   ncout_schema.c   the variables, dimensions, attributes; ids; meta back
+ *   ncout_journal.c  byte buffers, journal frames, record codecs, file copy
+ *   ncout_apply.c    decoded records -> NetCDF hyperslabs
+ *   ncout.c          the writer: open / resume, buffered records, flush, close
+ *   ncout_update.c   the writer's file updates: working copy, swap, catch-up */
+#ifndef RELUSCOPE_NCOUT_IMPL_H
+#define RELUSCOPE_NCOUT_IMPL_H
+#include <netcdf.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "ncout.h"
+
+/* ---- growable byte buffer (ncout_journal.c) ---- */
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+} Bytes;
+void bytes_put(Bytes *b, const void *src, size_t n);
+void bytes_put_u32(Bytes *b, uint32_t v);
+void bytes_put_u64(Bytes *b, uint64_t v);
+void bytes_put_f64(Bytes *b, double v);
+void bytes_pad8(Bytes *b);
+void bytes_free(Bytes *b);
+
+/* Bounds-checked reading of what bytes_put_* wrote; `bad` sticks. */
+typedef struct {
+    const unsigned char *p;
+    size_t n, off;
+    int bad;
+} Cursor;
+uint32_t cur_u32(Cursor *c);
+uint64_t cur_u64(Cursor *c);
+double   cur_f64(Cursor *c);
+const void *cur_take(Cursor *c, size_t n);           /* n bytes in place */
+
+/* ---- meta (ncout_meta.c) ---- */
+/* An owned meta: its strings are malloc'd (never NULL after meta_copy). */
+void meta_copy(NcoutMeta *dst, const NcoutMeta *src);
+void meta_release(NcoutMeta *m);
+int  meta_check(const NcoutMeta *m, const char *shown, char *err, size_t errlen);
+int  meta_lmax(const NcoutMeta *m);
+int  meta_n_runs(const NcoutMeta *m);
+/* Key-by-key comparison of two config texts ('#' lines, blank lines and the
+ * keys listed in ncout.h skipped; with ignore_grid also sizes, seeds and
+ * size.* lines). 0 = same; 1 = differ, with e.g. "lr = 3e-3 stored, 1e-3 now". */
+int  config_text_diff(const char *a, const char *b, int ignore_grid, char *what, size_t n);
+/* 0 when a and b describe the same grid and cadences; 1 + what otherwise. */
+int  meta_grid_diff(const NcoutMeta *a, const NcoutMeta *b, char *what, size_t n);
+
+/* ---- schema (ncout_schema.c) ---- */
+typedef enum { AX_STEP, AX_EVAL } Axis;
+typedef enum { TR_NONE, TR_LAYER, TR_QUANT, TR_SV } Trail;
+typedef struct {
+    const char *name;
+    nc_type type;
+    Axis axis;          /* (size, seed, step|eval, ...) */
+    Trail trail;        /* what follows: nothing, layer, layer+quantile, layer+sv */
+    const char *units, *long_name;
+} RootVar;
+
+enum {
+    V_LOSS, V_LR, V_GRAD_NORM, V_TOKENS_SEEN, V_STEP_TIME,
+    V_TOKEN_USE_MEAN, V_SEQ_USE_MEAN, V_BATCH_USE, V_DEAD_FRAC, V_TURNED_OFF, V_REVIVED,
+    V_TOKEN_USE_Q, V_SEQ_USE_Q,
+    V_EVAL_LOSS, V_EVAL_TOKENS, V_EVAL_TOKEN_USE_MEAN, V_EVAL_SEQ_USE_MEAN, V_EVAL_BATCH_USE,
+    V_EVAL_TOKEN_USE_Q, V_EVAL_SEQ_USE_Q, V_EFF_RANK, V_PARTICIPATION, V_STABLE_RANK_FC,
+    V_STABLE_RANK_PROJ, V_SINGULAR_VALUES,
+    N_ROOT_VARS
+};
+extern const RootVar NC_ROOT_VARS[N_ROOT_VARS];
+
+/* Per-run snapshot group: (snapshot) or (snapshot, layer, unit). */
+enum {
+    G_TOKENS_SINCE, G_FIRES_SINCE, G_LAST_FIRE, G_PREMAX, G_PREMEAN, G_B_IN, G_FC_NORM,
+    G_PROJ_NORM, N_GROUP_VARS
+};
+typedef struct {
+    const char *name;
+    nc_type type;
+    int per_unit;
+    const char *units, *long_name;
+} GroupVar;
+extern const GroupVar NC_GROUP_VARS[N_GROUP_VARS];
+
+/* The ids of an open dataset's variables (-1: absent). */
+typedef struct {
+    int ncid;
+    int step_coord, eval_step;
+    int var[N_ROOT_VARS];
+    int n_runs;
+    int *grp, *snap_step;            /* [n_runs] */
+    int (*gvar)[N_GROUP_VARS];       /* [n_runs] */
+} NcIds;
+
+/* "SHOWN: WHAT: <netcdf message>" into err; returns -1. */
+int nc_fail(int status, const char *shown, const char *what, char *err, size_t errlen);
+/* Create FILE (clobbering) with every dimension, variable, attribute and
+ * coordinate value of m, then close it. Errors name SHOWN. dataset_id: a
+ * random number that ties the file to its journal. */
+int  schema_create(const char *file, const char *shown, const NcoutMeta *m, uint64_t dataset_id,
+                   char *err, size_t errlen);
+/* The writer's bookkeeping attributes: the dataset id and the sequence
+ * number of the last journal frame the file holds. */
+int  schema_get_state(int ncid, uint64_t *dataset_id, uint64_t *journal_seq);
+int  schema_set_seq(int ncid, uint64_t journal_seq, const char *shown, char *err, size_t errlen);
+uint64_t schema_new_id(void);
+/* Look up every id of m's layout in the open ncid; sets write caches. */
+int  schema_ids(int ncid, const NcoutMeta *m, NcIds *ids, const char *shown,
+                char *err, size_t errlen);
+void schema_ids_free(NcIds *ids);
+/* Read the meta a dataset was created with (owned result). */
+int  schema_read_meta(int ncid, const char *shown, NcoutMeta *owned, char *err, size_t errlen);
+/* Append one line to the global `history` attribute. */
+int  schema_add_history(int ncid, const char *line, const char *shown, char *err, size_t errlen);
+/* Chunk length along step / eval for a variable of bytes_per_slot bytes. */
+size_t schema_chunk_len(size_t bytes_per_slot, long n_expected);
+
+/* ---- journal (ncout_journal.c) ---- */
+enum { FR_STEP = 1, FR_EVAL = 2, FR_SNAPSHOT = 3, FR_HISTORY = 4 };
+#define FRAME_HEAD 24            /* magic, type, flags, stored/raw lengths, sequence number */
+typedef struct {
+    int type;
+    uint64_t seq;                    /* increasing over the dataset's life */
+    const unsigned char *payload;    /* raw (inflated) payload, 8-byte aligned */
+    size_t len;
+    unsigned char *owned;            /* set when inflated: free it */
+} Frame;
+
+/* Record codecs: payload of one frame. */
+void encode_step(Bytes *out, const StepRecord *r);
+void encode_eval(Bytes *out, const EvalRecord *r);
+void encode_snapshot(Bytes *out, const SnapshotRecord *r);
+int  decode_step(const Frame *f, StepRecord *r);          /* 0 ok, -1 malformed */
+int  decode_eval(const Frame *f, EvalRecord *r);          /* r->singular_values into f */
+int  decode_snapshot(const Frame *f, SnapshotRecord *r);  /* arrays point into f */
+/* Append a framed payload (deflated when large) to b. */
+void frame_append(Bytes *b, int type, uint64_t seq, const Bytes *payload);
+/* Parse frames from p[0..n): stops at the first incomplete or corrupt frame;
+ * *used = bytes of whole valid frames, *corrupt = 1 if it stopped at a bad
+ * one. Returns the count (frames malloc'd in *out: frames_free). */
+int  frames_parse(const unsigned char *p, size_t n, Frame **out, size_t *used, int *corrupt);
+void frames_free(Frame *f, int n);
+
+/* PATH.journal: a header naming the dataset (its random id), then frames.
+ * journal_create writes the header to a temporary, fsyncs, renames it into
+ * place, and returns an fd open for appending; -1 + err. */
+int  journal_create(const char *jpath, uint64_t dataset_id, char *err, size_t errlen);
+/* The dataset id and the offset of the first frame; -1 + err. */
+int  journal_read_head(int fd, const char *jpath, uint64_t *dataset_id, uint64_t *data_start,
+                       char *err, size_t errlen);
+/* write (no fsync: the caller decides when); on failure the journal is
+ * truncated back to its old end. */
+int  journal_append(int fd, const char *jpath, const Bytes *b, char *err, size_t errlen);
+/* Copy SRC to DST through DST.tmp.<pid> (fsync, rename). */
+int  copy_file(const char *src, const char *dst, char *err, size_t errlen);
+
+/* ---- apply (ncout_apply.c) ---- */
+typedef struct {
+    const NcoutMeta *m;
+    NcIds *ids;
+    const char *shown;           /* the path errors name */
+    int64_t step_coord_done;     /* the step coordinate holds [0, done) */
+} ApplyCtx;
+/* Write every frame of p[0..n) (whole valid frames) into the dataset; later
+ * frames win over earlier ones for the same slot. */
+int apply_frames(ApplyCtx *x, const unsigned char *p, size_t n, char *err, size_t errlen);
+/* The same for frames already parsed (frames_parse). */
+int apply_frame_list(ApplyCtx *x, const Frame *fr, int nf, char *err, size_t errlen);
+
+/* ---- the writer (ncout.c, ncout_update.c) ---- */
+/* One of the two copies of the dataset, open for writing (ncid -1: not open). */
+typedef struct {
+    int ncid;
+    NcIds ids;
+    ApplyCtx ax;
+} Side;
+
+struct Ncout {
+    char path[RS_PATH_MAX], jpath[RS_PATH_MAX], wpath[RS_PATH_MAX], lpath[RS_PATH_MAX];
+    NcoutMeta meta;             /* owned: what the file holds */
+    char *history;              /* this session's history line (resumes only) */
+    int lock_fd, jfd;
+    uint64_t dataset_id;        /* PATH's and its journal's */
+    uint64_t next_seq;          /* of the next journal frame */
+    uint64_t path_seq;          /* PATH holds the frames up to this one */
+    uint64_t work_seq;          /* PATH.work holds the frames up to this one ... */
+    int work_ok;                /* ... if it exists and is a clean copy */
+    Side pub, work;             /* handles of the files named PATH and PATH.work */
+    int exchange;               /* renameat2(RENAME_EXCHANGE) works here */
+    int armed;                  /* the journal of this session exists */
+    int broken;                 /* a flush failed: refuse more */
+    Bytes pending;              /* frames not yet in the journal */
+    Bytes prev;                 /* frames in (work_seq, path_seq] */
+    Bytes unapplied;            /* frames in the journal, newer than path_seq */
+    Bytes scratch;
+    double budget;              /* share of wall time updates may take */
+    double next_update;         /* monotonic time of the next allowed update */
+};
+
+/* fsync the journal, apply prev + unapplied to the working copy, swap it in
+ * as PATH. final: close it cleanly first (and drop the other copy). */
+int  ncout_update(Ncout *o, int final, char *err, size_t errlen);
+/* After a killed writer: apply the journal's frames newer than PATH,
+ * republish PATH cleanly closed, remove the journal. *applied = frames
+ * applied, or -1 when there was no journal of this dataset (nothing done). */
+int  ncout_catch_up(Ncout *o, long *applied, char *err, size_t errlen);
+/* Close both copies' handles without publishing anything (error paths). */
+void ncout_drop_sides(Ncout *o);
+int  fsync_path(const char *path);
+
+#endif

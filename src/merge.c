@@ -1,0 +1,510 @@
+/* merge.c — `reluscope merge`: the datasets of a Slurm array's tasks (each
+ * some sizes x seeds of one sweep) into one dataset of every size and seed,
+ * laid out exactly as if one job had written it (the same schema code), so
+ * that xarray sees one Dataset. Also `merge --repair` for a dataset left by
+ * a killed writer that will not be resumed. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "cli.h"
+#include "ncout_impl.h"
+#include "util.h"
+
+#define COPY_BLOCK_BYTES (8u << 20)
+
+typedef struct {
+    const char *path;
+    int ncid;
+    NcoutMeta m;                     /* owned */
+    int size_map[MAX_RUN_SIZES];     /* input size index -> union size index */
+    int seed_map[MAX_SEEDS];
+} Input;
+
+static int open_input(Input *in, const char *path, char *err, size_t errlen) {
+    char journal[RS_PATH_MAX + 16];
+    struct stat st;
+    memset(in, 0, sizeof *in);
+    in->path = path;
+    in->ncid = -1;
+    snprintf(journal, sizeof journal, "%s.journal", path);
+    if (stat(journal, &st) == 0) {
+        snprintf(err, errlen, "%s: still being written, or its writer was killed (%s exists): "
+                 "wait for the job, resume it, or run `reluscope merge --repair %s`", path, journal,
+                 path);
+        return -1;
+    }
+    int s = nc_open(path, NC_NOWRITE, &in->ncid);
+    if (s) {
+        in->ncid = -1;
+        return nc_fail(s, path, "cannot open", err, errlen);
+    }
+    if (schema_read_meta(in->ncid, path, &in->m, err, errlen) != 0) return -1;
+    double q[NUM_QUANTILES];
+    int v, dim;
+    size_t nq = 0;
+    if (nc_inq_dimid(in->ncid, "quantile", &dim) || nc_inq_dimlen(in->ncid, dim, &nq) ||
+        nq != NUM_QUANTILES || nc_inq_varid(in->ncid, "quantile", &v) ||
+        nc_get_var_double(in->ncid, v, q) || memcmp(q, QUANTILE_LEVELS, sizeof q) != 0) {
+        snprintf(err, errlen, "%s: its quantile levels differ from this build's (0, 0.01, ..., 1)",
+                 path);
+        return -1;
+    }
+    return 0;
+}
+
+static void close_input(Input *in) {
+    if (in->ncid >= 0) nc_close(in->ncid);
+    if (in->m.config_text) meta_release(&in->m);
+    in->ncid = -1;
+}
+
+/* Everything but the grid must agree with the first input. */
+static int check_consistent(const Input *ins, int n, char *err, size_t errlen) {
+    const NcoutMeta *a = &ins[0].m;
+    char what[512];
+    for (int i = 1; i < n; i++) {
+        const NcoutMeta *b = &ins[i].m;
+        if (config_text_diff(a->config_text, b->config_text, 1, what, sizeof what)) {
+            snprintf(err, errlen, "%s and %s: configs differ beyond sizes and seeds (%s)",
+                     ins[0].path, ins[i].path, what);
+            return -1;
+        }
+        if (a->topk != b->topk || a->steps != b->steps || a->eval_every != b->eval_every ||
+            a->snapshot_every != b->snapshot_every) {
+            snprintf(err, errlen, "%s and %s: different steps, eval_every, snapshot_every or "
+                     "spectrum_topk", ins[0].path, ins[i].path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int find_size(const NcoutMeta *u, const char *name) {
+    for (int i = 0; i < u->n_sizes; i++) if (!strcmp(u->sizes[i].name, name)) return i;
+    return -1;
+}
+
+static int find_seed(const NcoutMeta *u, uint64_t seed) {
+    for (int i = 0; i < u->n_seeds; i++) if (u->seeds[i] == seed) return i;
+    return -1;
+}
+
+/* Sizes and seeds in order of first appearance; maps of every input. */
+static int union_grid(Input *ins, int n, NcoutMeta *u, const char **owner_of_size,
+                      char *err, size_t errlen) {
+    for (int i = 0; i < n; i++) {
+        const NcoutMeta *m = &ins[i].m;
+        for (int s = 0; s < m->n_sizes; s++) {
+            int k = find_size(u, m->sizes[s].name);
+            if (k < 0 && u->n_sizes == MAX_RUN_SIZES) {
+                snprintf(err, errlen, "%s: more than %d sizes in all", ins[i].path, MAX_RUN_SIZES);
+                return -1;
+            }
+            if (k < 0) {
+                k = u->n_sizes++;
+                u->sizes[k] = m->sizes[s];
+                owner_of_size[k] = ins[i].path;
+            }
+            const ModelSize *x = &u->sizes[k], *y = &m->sizes[s];
+            if (x->L != y->L || x->d != y->d || x->h != y->h || x->F != y->F || x->T != y->T ||
+                x->V != y->V) {
+                snprintf(err, errlen, "%s and %s: size %s has different shapes", owner_of_size[k],
+                         ins[i].path, y->name);
+                return -1;
+            }
+            ins[i].size_map[s] = k;
+        }
+        for (int s = 0; s < m->n_seeds; s++) {
+            int k = find_seed(u, m->seeds[s]);
+            if (k < 0 && u->n_seeds == MAX_SEEDS) {
+                snprintf(err, errlen, "%s: more than %d seeds in all", ins[i].path, MAX_SEEDS);
+                return -1;
+            }
+            if (k < 0) { k = u->n_seeds++; u->seeds[k] = m->seeds[s]; }
+            ins[i].seed_map[s] = k;
+        }
+    }
+    return 0;
+}
+
+/* Refuse a run held by two inputs; warn about runs held by none. */
+static int check_overlap(const Input *ins, int n, const NcoutMeta *u, char *err, size_t errlen) {
+    int runs = meta_n_runs(u), rc = 0;
+    int *owner = xmalloc((size_t)runs * sizeof *owner);
+    for (int r = 0; r < runs; r++) owner[r] = -1;
+    for (int i = 0; i < n && rc == 0; i++)
+        for (int s = 0; s < ins[i].m.n_sizes && rc == 0; s++)
+            for (int k = 0; k < ins[i].m.n_seeds && rc == 0; k++) {
+                int r = ins[i].size_map[s] * u->n_seeds + ins[i].seed_map[k];
+                if (owner[r] >= 0) {
+                    snprintf(err, errlen, "%s and %s: both hold size %s seed %llu (overlapping "
+                             "inputs)", ins[owner[r]].path, ins[i].path,
+                             u->sizes[r / u->n_seeds].name,
+                             (unsigned long long)u->seeds[r % u->n_seeds]);
+                    rc = -1;
+                }
+                owner[r] = i;
+            }
+    for (int r = 0; r < runs && rc == 0; r++)
+        if (owner[r] < 0)
+            warn_msg("no input holds size %s seed %llu: its series are fill values",
+                     u->sizes[r / u->n_seeds].name, (unsigned long long)u->seeds[r % u->n_seeds]);
+    free(owner);
+    return rc;
+}
+
+static void put_list_line(Bytes *b, const char *key, const NcoutMeta *u) {
+    char item[64];
+    bytes_put(b, key, strlen(key));
+    bytes_put(b, " = ", 3);
+    int n = !strcmp(key, "sizes") ? u->n_sizes : u->n_seeds;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(key, "sizes"))
+            snprintf(item, sizeof item, "%s%s", i ? ", " : "", u->sizes[i].name);
+        else
+            snprintf(item, sizeof item, "%s%llu", i ? ", " : "", (unsigned long long)u->seeds[i]);
+        bytes_put(b, item, strlen(item));
+    }
+    bytes_put(b, "\n", 1);
+}
+
+/* The first input's config with its sizes and seeds lines set to the union. */
+static char *union_config(const char *config, const NcoutMeta *u) {
+    Bytes b = {0};
+    int seen[2] = {0, 0};
+    const char *keys[2] = {"sizes", "seeds"};
+    for (const char *line = config; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line + 1) : strlen(line);
+        const char *s = line;
+        while (s < line + len && (*s == ' ' || *s == '\t')) s++;
+        int which = -1;
+        for (int k = 0; k < 2; k++) {
+            size_t kl = strlen(keys[k]);
+            const char *t = s + kl;
+            if (!strncmp(s, keys[k], kl)) {
+                while (*t == ' ' || *t == '\t') t++;
+                if (*t == '=') which = k;
+            }
+        }
+        if (which >= 0) { put_list_line(&b, keys[which], u); seen[which] = 1; }
+        else bytes_put(&b, line, len);
+        line += len;
+    }
+    if (b.len && b.p[b.len - 1] != '\n') bytes_put(&b, "\n", 1);
+    for (int k = 0; k < 2; k++) if (!seen[k]) put_list_line(&b, keys[k], u);
+    bytes_put(&b, "", 1);
+    return (char *)b.p;
+}
+
+/* Copy an input variable whole: `nlead` leading indices fixed (size, seed of
+ * a root series; none in a snapshot group), then the unlimited axis in blocks. */
+static int copy_var(int inc, int ivar, int onc, int ovar, int nlead, const size_t *lin,
+                    const size_t *lout, const char *inpath, const char *outpath, const char *name,
+                    char *err, size_t errlen) {
+    int nd, dimids[NC_MAX_VAR_DIMS], s;
+    nc_type t;
+    size_t tsize, len[NC_MAX_VAR_DIMS], per_slot;
+    if ((s = nc_inq_var(inc, ivar, NULL, &t, &nd, dimids, NULL)) || nd > 5 ||
+        (s = nc_inq_type(inc, t, NULL, &tsize)))
+        return nc_fail(s ? s : NC_EMAXDIMS, inpath, name, err, errlen);
+    per_slot = tsize;
+    for (int d = 0; d < nd; d++) {
+        if ((s = nc_inq_dimlen(inc, dimids[d], &len[d])))
+            return nc_fail(s, inpath, name, err, errlen);
+        if (d > nlead) per_slot *= len[d];
+    }
+    size_t block = COPY_BLOCK_BYTES / (per_slot ? per_slot : 1);
+    if (block < 1) block = 1;
+    void *buf = xmalloc((block < len[nlead] ? block : len[nlead] ? len[nlead] : 1) * per_slot);
+    int rc = 0;
+    for (size_t a = 0; a < len[nlead] && rc == 0; a += block) {
+        size_t sin[5] = {0}, sout[5] = {0}, count[5];
+        for (int d = 0; d < nd; d++) count[d] = len[d];
+        for (int d = 0; d < nlead; d++) { sin[d] = lin[d]; sout[d] = lout[d]; count[d] = 1; }
+        sin[nlead] = sout[nlead] = a;
+        count[nlead] = len[nlead] - a < block ? len[nlead] - a : block;
+        if ((s = nc_get_vara(inc, ivar, sin, count, buf)))
+            rc = nc_fail(s, inpath, name, err, errlen);
+        else if ((s = nc_put_vara(onc, ovar, sout, count, buf)))
+            rc = nc_fail(s, outpath, name, err, errlen);
+    }
+    free(buf);
+    return rc;
+}
+
+static int copy_groups(const Input *in, const NcIds *out, const NcoutMeta *u, const char *outpath,
+                       char *err, size_t errlen) {
+    const NcoutMeta *m = &in->m;
+    for (int r = 0; r < meta_n_runs(m) && m->snapshot_every > 0; r++) {
+        int si = r / m->n_seeds, ki = r % m->n_seeds, g, v;
+        int ur = in->size_map[si] * u->n_seeds + in->seed_map[ki];
+        char name[128];
+        ncout_group_name(m->sizes[si].name, m->seeds[ki], name, sizeof name);
+        int s = nc_inq_ncid(in->ncid, name, &g);
+        if (s) return nc_fail(s, in->path, name, err, errlen);
+        if ((s = nc_inq_varid(g, "snapshot_step", &v)))
+            return nc_fail(s, in->path, name, err, errlen);
+        if (copy_var(g, v, out->grp[ur], out->snap_step[ur], 0, NULL, NULL, in->path, outpath,
+                     "snapshot_step", err, errlen) != 0)
+            return -1;
+        for (int i = 0; i < N_GROUP_VARS; i++) {
+            if ((s = nc_inq_varid(g, NC_GROUP_VARS[i].name, &v)))
+                return nc_fail(s, in->path, NC_GROUP_VARS[i].name, err, errlen);
+            if (copy_var(g, v, out->grp[ur], out->gvar[ur][i], 0, NULL, NULL, in->path, outpath,
+                         NC_GROUP_VARS[i].name, err, errlen) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int copy_input(const Input *in, const NcIds *out, const NcoutMeta *u, const char *outpath,
+                      char *err, size_t errlen) {
+    const NcoutMeta *m = &in->m;
+    for (int i = 0; i < N_ROOT_VARS; i++) {
+        if (out->var[i] < 0) continue;
+        int v, s = nc_inq_varid(in->ncid, NC_ROOT_VARS[i].name, &v);
+        if (s) return nc_fail(s, in->path, NC_ROOT_VARS[i].name, err, errlen);
+        for (int r = 0; r < meta_n_runs(m); r++) {
+            size_t lin[2] = {(size_t)(r / m->n_seeds), (size_t)(r % m->n_seeds)};
+            size_t lout[2] = {(size_t)in->size_map[lin[0]], (size_t)in->seed_map[lin[1]]};
+            if (copy_var(in->ncid, v, out->ncid, out->var[i], 2, lin, lout, in->path, outpath,
+                         NC_ROOT_VARS[i].name, err, errlen) != 0)
+                return -1;
+        }
+    }
+    return copy_groups(in, out, u, outpath, err, errlen);
+}
+
+/* step = 0..max-1; eval_step = the inputs' values where they have one. */
+static int write_axes(const Input *ins, int n, const NcIds *out, const char *outpath, char *err,
+                      size_t errlen) {
+    size_t nstep = 0, neval = 0, len;
+    int dim, s;
+    for (int i = 0; i < n; i++) {
+        if (!nc_inq_dimid(ins[i].ncid, "step", &dim) && !nc_inq_dimlen(ins[i].ncid, dim, &len) &&
+            len > nstep) nstep = len;
+        if (!nc_inq_dimid(ins[i].ncid, "eval", &dim) && !nc_inq_dimlen(ins[i].ncid, dim, &len) &&
+            len > neval) neval = len;
+    }
+    long long *v = xmalloc((nstep > neval ? nstep : neval) * sizeof *v + 8);
+    long long *e = xmalloc((neval + 1) * sizeof *e);
+    for (size_t i = 0; i < nstep; i++) v[i] = (long long)i;
+    size_t zero = 0;
+    s = nstep ? nc_put_vara(out->ncid, out->step_coord, &zero, &nstep, v) : NC_NOERR;
+    for (size_t k = 0; k < neval; k++) e[k] = NC_FILL_INT64;
+    for (int i = 0; i < n && !s; i++) {
+        int ev;
+        if (nc_inq_dimid(ins[i].ncid, "eval", &dim) || nc_inq_dimlen(ins[i].ncid, dim, &len) ||
+            !len || nc_inq_varid(ins[i].ncid, "eval_step", &ev) ||
+            nc_get_vara(ins[i].ncid, ev, &zero, &len, v))
+            continue;
+        for (size_t k = 0; k < len; k++) if (v[k] != NC_FILL_INT64) e[k] = v[k];
+    }
+    if (!s && neval) s = nc_put_vara(out->ncid, out->eval_step, &zero, &neval, e);
+    free(v);
+    free(e);
+    return s ? nc_fail(s, outpath, "step/eval_step coordinates", err, errlen) : 0;
+}
+
+static int same_file(const char *a, const char *b) {
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+static int finish_attrs(int onc, const Input *ins, int n, const char *out, const char *command_line,
+                        char *err, size_t errlen) {
+    char when[64], *line;
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    size_t len = strlen(command_line ? command_line : "") + 128, total = 1;
+    line = xmalloc(len);
+    snprintf(line, len, "%s: %s (merge of %d datasets)", when, command_line ? command_line : "", n);
+    int rc = schema_add_history(onc, line, out, err, errlen);
+    free(line);
+    for (int i = 0; i < n; i++) total += strlen(ins[i].path) + 1;
+    char *from = xcalloc(total, 1);
+    for (int i = 0; i < n; i++) { strcat(from, ins[i].path); if (i + 1 < n) strcat(from, "\n"); }
+    int s = rc ? NC_NOERR : nc_put_att_text(onc, NC_GLOBAL, "merged_from", strlen(from), from);
+    free(from);
+    if (s) rc = nc_fail(s, out, "merged_from attribute", err, errlen);
+    return rc;
+}
+
+/* Schema of the union into OUT.tmp.<pid>, every input copied, renamed. */
+static int build_output(const Input *ins, int n, const NcoutMeta *u, const char *out,
+                        const char *command_line, char *err, size_t errlen) {
+    char tmp[RS_PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
+    int onc = -1, rc = schema_create(tmp, out, u, schema_new_id(), err, errlen), s;
+    NcIds ids = {0};
+    if (rc == 0 && (s = nc_open(tmp, NC_WRITE, &onc))) {
+        onc = -1;
+        rc = nc_fail(s, out, "cannot reopen the new file", err, errlen);
+    }
+    if (rc == 0) rc = schema_ids(onc, u, &ids, out, err, errlen);
+    for (int i = 0; i < n && rc == 0; i++) rc = copy_input(&ins[i], &ids, u, out, err, errlen);
+    if (rc == 0) rc = write_axes(ins, n, &ids, out, err, errlen);
+    if (rc == 0) rc = finish_attrs(onc, ins, n, out, command_line, err, errlen);
+    schema_ids_free(&ids);
+    if (onc >= 0 && (s = nc_close(onc)) && rc == 0)
+        rc = nc_fail(s, out, "cannot write", err, errlen);
+    if (rc == 0) {
+        FILE *fp = fopen(tmp, "rb");
+        int ok = fp && fsync(fileno(fp)) == 0;
+        if (fp) fclose(fp);
+        if (!ok || rename(tmp, out) != 0) {
+            snprintf(err, errlen, "%s: cannot put the merged file in place: %s", out,
+                     strerror(errno));
+            rc = -1;
+        }
+    }
+    if (rc != 0) unlink(tmp);
+    else fsync_dir_of(out);
+    return rc;
+}
+
+int ncout_merge(int n, char *const *inputs, const char *out, int force, const char *command_line,
+                char *err, size_t errlen) {
+    struct stat st;
+    if (n < 1) { snprintf(err, errlen, "%s: no input datasets to merge", out); return -1; }
+    if (stat(out, &st) == 0 && !force) {
+        snprintf(err, errlen, "%s: exists; pass --force to replace it", out);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (same_file(inputs[i], out) || !strcmp(inputs[i], out)) {
+            snprintf(err, errlen, "%s: the output is also an input", out);
+            return -1;
+        }
+    Input *ins = xcalloc((size_t)n, sizeof *ins);
+    for (int i = 0; i < n; i++) ins[i].ncid = -1;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) rc = open_input(&ins[i], inputs[i], err, errlen);
+    if (rc == 0) rc = check_consistent(ins, n, err, errlen);
+    NcoutMeta u;
+    const char *owner_of_size[MAX_RUN_SIZES];
+    memset(&u, 0, sizeof u);
+    if (rc == 0) rc = union_grid(ins, n, &u, owner_of_size, err, errlen);
+    if (rc == 0) rc = check_overlap(ins, n, &u, err, errlen);
+    if (rc == 0) {
+        const NcoutMeta *a = &ins[0].m;
+        u.topk = a->topk;
+        u.steps = a->steps;
+        u.eval_every = a->eval_every;
+        u.snapshot_every = a->snapshot_every;
+        u.version = a->version;
+        u.git_commit = a->git_commit;
+        u.mpi_layout = a->mpi_layout;
+        u.command_line = a->command_line;
+        u.start_time = a->start_time;
+        char *config = union_config(a->config_text, &u);
+        u.config_text = config;
+        rc = build_output(ins, n, &u, out, command_line, err, errlen);
+        free(config);
+    }
+    for (int i = 0; i < n; i++) close_input(&ins[i]);
+    free(ins);
+    return rc;
+}
+
+/* ---- the command ---- */
+
+static void merge_usage(FILE *fp) {
+    fprintf(fp,
+        "usage: reluscope merge IN.nc [IN.nc ...] -o OUT.nc [--force]\n"
+        "       reluscope merge --repair FILE.nc [FILE.nc ...]\n"
+        "Combines the datasets of a sweep's Slurm array tasks (each some sizes x seeds of the\n"
+        "same config) into one dataset of every size and seed, snapshot groups included.\n"
+        "Sizes and seeds keep their order of first appearance: list the inputs in task order.\n"
+        "Refuses inputs whose configs differ beyond `sizes` and `seeds`, a run held by two\n"
+        "inputs, and inputs left by a killed writer (FILE.nc.journal next to it).\n"
+        "OUT is written to OUT.tmp.<pid> and renamed into place; an existing OUT is\n"
+        "replaced only with --force.\n"
+        "--repair brings a FILE.nc left by a killed writer up to date from its journal (what\n"
+        "resuming the job would do) and closes it cleanly. docs/dataset.md: the format.\n");
+}
+
+static char *joined(int argc, char **argv) {
+    size_t n = 32;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+    char *s = xmalloc(n);
+    strcpy(s, "reluscope");
+    for (int i = 0; i < argc; i++) { strcat(s, " "); strcat(s, argv[i]); }
+    return s;
+}
+
+static int repair_files(int n, char **files) {
+    char err[2048];
+    for (int i = 0; i < n; i++) {
+        int repaired = 0;
+        if (ncout_repair(files[i], &repaired, err, sizeof err) != 0) {
+            fprintf(stderr, "reluscope: error: %s\n", err);
+            return 1;
+        }
+        printf("%s: %s\n", files[i], repaired ? "caught up from its journal and closed cleanly"
+                                              : "closed cleanly already, nothing to repair");
+    }
+    return 0;
+}
+
+/* Options into *out, *force, *repair; the rest into inputs. 0 ok, 2 usage
+ * error (reported), 1 = --help shown. */
+static int parse_args(int argc, char **argv, char **inputs, int *n, const char **out, int *force,
+                      int *repair) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            merge_usage(stdout);
+            return 1;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "reluscope: error: merge: %s needs a file name\n", a);
+                return 2;
+            }
+            *out = argv[++i];
+        } else if (!strcmp(a, "--force")) {
+            *force = 1;
+        } else if (!strcmp(a, "--repair")) {
+            *repair = 1;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "reluscope: error: merge: unknown option %s (see reluscope merge "
+                    "--help)\n", a);
+            return 2;
+        } else {
+            inputs[(*n)++] = argv[i];
+        }
+    }
+    return 0;
+}
+
+int cmd_merge(int argc, char **argv) {
+    const char *out = NULL;
+    int force = 0, repair = 0, n = 0;
+    char **inputs = xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *inputs);
+    int rc = parse_args(argc, argv, inputs, &n, &out, &force, &repair);
+    if (rc == 0 && repair && !out && n > 0) {
+        rc = repair_files(n, inputs);
+    } else if (rc == 0 && (repair || !out || n == 0)) {
+        merge_usage(stderr);
+        rc = 2;
+    } else if (rc == 0) {
+        char err[2048], *cmdline = joined(argc, argv);
+        if (ncout_merge(n, inputs, out, force, cmdline, err, sizeof err) != 0) {
+            fprintf(stderr, "reluscope: error: %s\n", err);
+            rc = 1;
+        } else {
+            printf("merged %d dataset(s) into %s\n", n, out);
+        }
+        free(cmdline);
+    } else if (rc == 1) {
+        rc = 0;
+    }
+    free(inputs);
+    return rc;
+}

@@ -1,0 +1,376 @@
+/* ncout.c — the dataset writer of ncout.h: open (create or resume),
+ * buffered records, flush through the journal, close. How PATH itself is
+ * changed lives in ncout_update.c.
+ *
+ * Files next to PATH (all but PATH removed by a clean close):
+ *   PATH.lock      flock'd by the one writer of PATH
+ *   PATH.journal   write-ahead log: every flushed record, CRC-32 framed
+ *   PATH.work      the working copy an update writes before swapping it in
+ *   *.tmp.<pid>    files being built, renamed into place when complete
+ * PATH is always a complete, synced dataset (cleanly closed once the writer
+ * is done) holding the journal frames up to its reluscope_journal_seq
+ * attribute; the frames after that are applied by the next update, or,
+ * after a kill, by the next open (or ncout_repair). */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "ncout_impl.h"
+#include "util.h"
+
+static int exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static int set_paths(Ncout *o, const char *path, char *err, size_t errlen) {
+    if (strlen(path) + 16 >= RS_PATH_MAX) {
+        snprintf(err, errlen, "%.200s...: path too long", path);
+        return -1;
+    }
+    snprintf(o->path, sizeof o->path, "%s", path);
+    snprintf(o->jpath, sizeof o->jpath, "%s.journal", path);
+    snprintf(o->wpath, sizeof o->wpath, "%s.work", path);
+    snprintf(o->lpath, sizeof o->lpath, "%s.lock", path);
+    return 0;
+}
+
+/* ---- the one-writer lock ---- */
+
+static int take_lock(Ncout *o, char *err, size_t errlen) {
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int fd = open(o->lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            snprintf(err, errlen, "%s: cannot create files next to it (%s: %s)", o->path,
+                     o->lpath, strerror(errno));
+            return -1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            if (errno != EWOULDBLOCK) { o->lock_fd = fd; return 0; }  /* no flock here: go on */
+            char pid[32] = "";
+            ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+            pid[n > 0 ? n : 0] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            snprintf(err, errlen, "%s: another process (pid %s) is writing this dataset",
+                     o->path, pid[0] ? pid : "?");
+            close(fd);
+            return -1;
+        }
+        struct stat a, b;   /* the file we locked may have been unlinked by its releaser */
+        if (fstat(fd, &a) == 0 && stat(o->lpath, &b) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev) {
+            char pid[32];
+            int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+            if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) { /* advisory only */ }
+            o->lock_fd = fd;
+            return 0;
+        }
+        close(fd);
+    }
+    snprintf(err, errlen, "%s: cannot lock %s (it keeps being replaced)", o->path, o->lpath);
+    return -1;
+}
+
+static void drop_lock(Ncout *o) {
+    if (o->lock_fd < 0) return;
+    unlink(o->lpath);            /* while still holding it: no one sees a stale lock */
+    close(o->lock_fd);
+    o->lock_fd = -1;
+}
+
+/* Leftover temporaries of killed writers (we hold the lock: none is live). */
+static void remove_stale_temps(const Ncout *o) {
+    if (strpbrk(o->path, "*?[\\")) return;
+    const char *bases[3] = {o->path, o->jpath, o->wpath};
+    for (int i = 0; i < 3; i++) {
+        char pattern[RS_PATH_MAX + 16];
+        snprintf(pattern, sizeof pattern, "%s.tmp.*", bases[i]);
+        glob_t g;
+        if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
+            for (size_t k = 0; k < g.gl_pathc; k++) unlink(g.gl_pathv[k]);
+        globfree(&g);
+    }
+    unlink(o->wpath);            /* a working copy is never trusted across sessions */
+}
+
+/* HDF5 locks the files it opens (exclusively when writing) and reads this
+ * variable once, when the library starts, so it is set before main(). The
+ * writer needs no HDF5 locks: PATH.lock keeps other writers out, and PATH is
+ * never written. With them, a reader of the running job's dataset would fail
+ * ("unable to lock file") and a reader could make the writer's open fail. */
+__attribute__((constructor)) static void no_hdf5_file_locks(void) {
+    setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1);
+}
+
+static Ncout *new_handle(const char *path, char *err, size_t errlen) {
+    Ncout *o = xcalloc(1, sizeof *o);
+    o->lock_fd = o->jfd = -1;
+    o->pub.ncid = o->work.ncid = -1;
+    o->exchange = 1;
+    o->next_seq = 1;
+    o->budget = NCOUT_DEFAULT_BUDGET;
+    if (set_paths(o, path, err, errlen) != 0 || take_lock(o, err, errlen) != 0) {
+        free(o);
+        return NULL;
+    }
+    remove_stale_temps(o);
+    return o;
+}
+
+static void free_handle(Ncout *o) {
+    ncout_drop_sides(o);
+    if (o->jfd >= 0) close(o->jfd);
+    drop_lock(o);
+    meta_release(&o->meta);
+    free(o->history);
+    bytes_free(&o->pending);
+    bytes_free(&o->prev);
+    bytes_free(&o->unapplied);
+    bytes_free(&o->scratch);
+    free(o);
+}
+
+/* ---- open: resume or create ---- */
+
+enum { KEEP = 0, REPLACE = 1, FAILED = -1 };
+
+static int refuse_other(const Ncout *o, const char *what, int overwrite, char *err, size_t errlen) {
+    if (overwrite) return REPLACE;
+    snprintf(err, errlen, "%s: holds a dataset of another config (%s); pass overwrite=1 to "
+             "replace it, or use another out_dir", o->path, what);
+    return FAILED;
+}
+
+static char *history_line(const NcoutMeta *m, const char *how) {
+    size_t n = strlen(m->command_line ? m->command_line : "") + 512;
+    char *s = xmalloc(n);
+    snprintf(s, n, "%s: %s (%s; reluscope %s, git %s, %s)", m->start_time ? m->start_time : "",
+             m->command_line ? m->command_line : "", how, m->version ? m->version : "",
+             m->git_commit ? m->git_commit : "", m->mpi_layout ? m->mpi_layout : "");
+    return s;
+}
+
+/* PATH's meta and bookkeeping into o; 0, or -1 + err naming what is wrong. */
+static int read_existing(Ncout *o, NcoutMeta *stored, char *err, size_t errlen) {
+    int ncid, s = nc_open(o->path, NC_NOWRITE, &ncid);
+    if (s) {
+        snprintf(err, errlen, "%s: exists but is not a readable NetCDF-4 file (%s)", o->path,
+                 nc_strerror(s));
+        return -1;
+    }
+    int rc = schema_read_meta(ncid, o->path, stored, err, errlen);
+    if (rc == 0 && schema_get_state(ncid, &o->dataset_id, &o->path_seq) != NC_NOERR) {
+        snprintf(err, errlen, "%s: not written by this reluscope (no reluscope_dataset_id)",
+                 o->path);
+        meta_release(stored);
+        rc = -1;
+    }
+    nc_close(ncid);
+    return rc;
+}
+
+/* PATH exists: resume it if it holds this config; catch up a killed writer. */
+static int resume(Ncout *o, const NcoutMeta *meta, int overwrite, char *err, size_t errlen) {
+    NcoutMeta stored;
+    char what[512];
+    if (read_existing(o, &stored, err, errlen) != 0) {
+        if (overwrite) return REPLACE;
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, "; pass overwrite=1 to replace it");
+        return FAILED;
+    }
+    int rc = KEEP;
+    if (config_text_diff(stored.config_text, meta->config_text, 0, what, sizeof what) ||
+        meta_grid_diff(&stored, meta, what, sizeof what))
+        rc = refuse_other(o, what, overwrite, err, errlen);
+    if (rc != KEEP) {
+        meta_release(&stored);
+        return rc;
+    }
+    o->meta = stored;
+    o->history = history_line(meta, "resumed");
+    long applied;
+    return ncout_catch_up(o, &applied, err, errlen) == 0 ? KEEP : FAILED;
+}
+
+/* A new PATH: schema into PATH.tmp.<pid>, renamed into place when complete. */
+static int create(Ncout *o, const NcoutMeta *meta, char *err, size_t errlen) {
+    char tmp[RS_PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", o->path, (long)getpid());
+    o->dataset_id = schema_new_id();
+    if (schema_create(tmp, o->path, meta, o->dataset_id, err, errlen) != 0 ||
+        fsync_path(tmp) != 0) {
+        if (!err[0]) snprintf(err, errlen, "%s: cannot write: %s", o->path, strerror(errno));
+        unlink(tmp);
+        return FAILED;
+    }
+    unlink(o->jpath);            /* a replaced dataset's journal (another id: ignored anyway) */
+    if (rename(tmp, o->path) != 0) {
+        snprintf(err, errlen, "%s: cannot create: %s", o->path, strerror(errno));
+        unlink(tmp);
+        return FAILED;
+    }
+    fsync_dir_of(o->path);
+    meta_copy(&o->meta, meta);
+    o->path_seq = 0;
+    o->next_seq = 1;
+    return KEEP;
+}
+
+Ncout *ncout_open(const char *path, const NcoutMeta *meta, int overwrite, char *err,
+                  size_t errlen) {
+    if (errlen) err[0] = '\0';
+    if (meta_check(meta, path, err, errlen) != 0) return NULL;
+    Ncout *o = new_handle(path, err, errlen);
+    if (!o) return NULL;
+    int rc = exists(o->path) ? resume(o, meta, overwrite, err, errlen) : REPLACE;
+    if (rc == REPLACE) {
+        if (errlen) err[0] = '\0';
+        rc = create(o, meta, err, errlen);
+    }
+    if (rc != KEEP) {
+        free_handle(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- buffered writes ---- */
+
+static int check_record(Ncout *o, const char *kind, int run, int L, int64_t step, char *err,
+                        size_t errlen) {
+    const NcoutMeta *m = &o->meta;
+    if (o->broken) {
+        snprintf(err, errlen, "%s: refusing more records after a failed flush (reopen to catch up)",
+                 o->path);
+        return -1;
+    }
+    if (run < 0 || run >= meta_n_runs(m)) {
+        snprintf(err, errlen, "%s: %s record of run %d, but the dataset has runs 0..%d", o->path,
+                 kind, run, meta_n_runs(m) - 1);
+        return -1;
+    }
+    const ModelSize *s = &m->sizes[run / m->n_seeds];
+    if (L != s->L) {
+        snprintf(err, errlen, "%s: %s record of run %d step %lld has %d layers (size %s has %d)",
+                 o->path, kind, run, (long long)step, L, s->name, s->L);
+        return -1;
+    }
+    if (step < 0) {
+        snprintf(err, errlen, "%s: %s record of run %d has a negative step %lld", o->path, kind,
+                 run, (long long)step);
+        return -1;
+    }
+    return 0;
+}
+
+static int buffer_frame(Ncout *o, int type, char *err, size_t errlen) {
+    frame_append(&o->pending, type, o->next_seq++, &o->scratch);
+    o->scratch.len = 0;
+    if (o->pending.len >= NCOUT_AUTOFLUSH_BYTES) return ncout_flush(o, err, errlen);
+    return 0;
+}
+
+int ncout_write_step(Ncout *o, const StepRecord *r, char *err, size_t errlen) {
+    if (check_record(o, "step", r->run, r->L, r->step, err, errlen) != 0) return -1;
+    encode_step(&o->scratch, r);
+    return buffer_frame(o, FR_STEP, err, errlen);
+}
+
+int ncout_write_eval(Ncout *o, const EvalRecord *r, char *err, size_t errlen) {
+    if (check_record(o, "eval", r->run, r->L, r->step, err, errlen) != 0) return -1;
+    int topk = r->singular_values ? r->topk : 0;
+    if (o->meta.eval_every <= 0 || topk < 0 || topk > o->meta.topk) {
+        snprintf(err, errlen, "%s: eval record of run %d step %lld does not fit (eval_every %ld, "
+                 "%d singular values for a dataset of %d)", o->path, r->run, (long long)r->step,
+                 o->meta.eval_every, topk, o->meta.topk);
+        return -1;
+    }
+    encode_eval(&o->scratch, r);
+    return buffer_frame(o, FR_EVAL, err, errlen);
+}
+
+int ncout_write_snapshot(Ncout *o, const SnapshotRecord *r, char *err, size_t errlen) {
+    if (check_record(o, "snapshot", r->run, r->L, r->step, err, errlen) != 0) return -1;
+    const ModelSize *s = &o->meta.sizes[r->run / o->meta.n_seeds];
+    if (o->meta.snapshot_every <= 0 || r->F != s->F || !r->fires_since || !r->last_fire ||
+        !r->premax || !r->premean || !r->b_in || !r->fc_norm || !r->proj_norm) {
+        snprintf(err, errlen, "%s: snapshot record of run %d step %lld does not fit (F %d vs %d, "
+                 "snapshot_every %ld, or an array missing)", o->path, r->run, (long long)r->step,
+                 r->F, s->F, o->meta.snapshot_every);
+        return -1;
+    }
+    encode_snapshot(&o->scratch, r);
+    return buffer_frame(o, FR_SNAPSHOT, err, errlen);
+}
+
+/* ---- flush ---- */
+
+/* First flush of the session: the journal, and the history line. */
+static int arm(Ncout *o, char *err, size_t errlen) {
+    o->jfd = journal_create(o->jpath, o->dataset_id, err, errlen);
+    if (o->jfd < 0) return -1;
+    if (o->history) {
+        bytes_put(&o->scratch, o->history, strlen(o->history));
+        frame_append(&o->pending, FR_HISTORY, o->next_seq++, &o->scratch);
+        o->scratch.len = 0;
+    }
+    o->armed = 1;
+    return 0;
+}
+
+static int flush(Ncout *o, int force, char *err, size_t errlen) {
+    if (o->broken) {
+        snprintf(err, errlen, "%s: an earlier flush failed (reopen to catch up)", o->path);
+        return -1;
+    }
+    if (o->pending.len == 0 && (!force || o->unapplied.len == 0)) return 0;
+    int rc = o->armed ? 0 : arm(o, err, errlen);
+    if (rc == 0 && o->pending.len) rc = journal_append(o->jfd, o->jpath, &o->pending, err, errlen);
+    if (rc == 0) {
+        bytes_put(&o->unapplied, o->pending.p, o->pending.len);
+        o->pending.len = 0;
+        if (force || now_seconds() >= o->next_update || o->unapplied.len >= NCOUT_AUTOFLUSH_BYTES)
+            rc = ncout_update(o, 0, err, errlen);
+    }
+    if (rc != 0) o->broken = 1;
+    return rc;
+}
+
+int ncout_flush(Ncout *o, char *err, size_t errlen) { return flush(o, 0, err, errlen); }
+int ncout_sync(Ncout *o, char *err, size_t errlen) { return flush(o, 1, err, errlen); }
+
+void ncout_set_budget(Ncout *o, double fraction) {
+    o->budget = fraction > 1e-6 ? (fraction < 1.0 ? fraction : 1.0) : 1e-6;
+}
+
+int ncout_close(Ncout *o, char *err, size_t errlen) {
+    if (!o) return 0;
+    int rc = flush(o, 0, err, errlen);
+    /* the last update closes the copy it publishes: PATH ends cleanly closed */
+    if (rc == 0 && (o->unapplied.len || o->pub.ncid >= 0)) rc = ncout_update(o, 1, err, errlen);
+    if (rc == 0 && o->armed) {
+        unlink(o->jpath);        /* PATH holds every record and is durable */
+        fsync_dir_of(o->path);
+    }
+    free_handle(o);
+    return rc;
+}
+
+int ncout_repair(const char *path, int *repaired, char *err, size_t errlen) {
+    *repaired = 0;
+    if (errlen) err[0] = '\0';
+    Ncout *o = new_handle(path, err, errlen);
+    if (!o) return -1;
+    long applied = -1;
+    int rc = read_existing(o, &o->meta, err, errlen);
+    if (rc == 0) rc = ncout_catch_up(o, &applied, err, errlen);
+    *repaired = applied >= 0;
+    free_handle(o);
+    return rc;
+}
