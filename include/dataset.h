@@ -10,7 +10,8 @@ void dataset_open(const Config *c, const char *command_line, const char *start_t
 void dataset_write_step(const StepRecord *r);
 void dataset_write_eval(const EvalRecord *r);
 void dataset_write_snapshot(const SnapshotRecord *r);
-void dataset_flush(void);
+void dataset_flush(void);   /* records survive a killed process (journal) */
+void dataset_sync(void);    /* ... and a crashed node (fsync): before checkpoints */
 void dataset_close(void);
 
 #endif

@@ -57,6 +57,11 @@ void dataset_flush(void) {
     check(ncout_flush(out, err, sizeof err), err);
 }
 
+void dataset_sync(void) {
+    char err[1024];
+    check(ncout_sync(out, err, sizeof err), err);
+}
+
 void dataset_close(void) {
     char err[1024];
     if (!out) return;

@@ -488,11 +488,18 @@ int cmd_merge(int argc, char **argv) {
     int force = 0, repair = 0, n = 0;
     char **inputs = xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *inputs);
     int rc = parse_args(argc, argv, inputs, &n, &out, &force, &repair);
-    if (rc == 0 && repair && !out && n > 0) {
-        rc = repair_files(n, inputs);
-    } else if (rc == 0 && (repair || !out || n == 0)) {
+    const char *missing = rc != 0 ? NULL
+                        : n == 0 ? "no input datasets (see reluscope merge --help)"
+                        : repair && out ? "--repair works in place: no -o"
+                        : !repair && !out ? "no output: give -o OUT.nc" : NULL;
+    if (missing && argc <= 1) {
         merge_usage(stderr);
         rc = 2;
+    } else if (missing) {
+        fprintf(stderr, "reluscope: error: merge: %s\n", missing);
+        rc = 2;
+    } else if (rc == 0 && repair) {
+        rc = repair_files(n, inputs);
     } else if (rc == 0) {
         char err[2048], *cmdline = joined(argc, argv);
         if (ncout_merge(n, inputs, out, force, cmdline, err, sizeof err) != 0) {

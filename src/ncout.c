@@ -261,9 +261,11 @@ static int check_record(Ncout *o, const char *kind, int run, int L, int64_t step
                  o->path, kind, run, (long long)step, L, s->name, s->L);
         return -1;
     }
-    if (step < 0) {
-        snprintf(err, errlen, "%s: %s record of run %d has a negative step %lld", o->path, kind,
-                 run, (long long)step);
+    /* steps run 0..steps-1; an evaluation or snapshot may also see the final weights */
+    int64_t last = strcmp(kind, "step") ? m->steps : m->steps - 1;
+    if (step < 0 || (m->steps > 0 && step > last)) {
+        snprintf(err, errlen, "%s: %s record of run %d at step %lld, outside the sweep's steps "
+                 "0..%lld", o->path, kind, run, (long long)step, (long long)last);
         return -1;
     }
     return 0;

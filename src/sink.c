@@ -81,7 +81,7 @@ void sink_snapshot(const SnapshotRecord *r) {
 }
 
 void sink_make_durable(int run, int64_t step) {
-    if (S.is_writer) { sink_poll(); dataset_flush(); S.steps_since_flush = 0; return; }
+    if (S.is_writer) { sink_poll(); dataset_sync(); S.steps_since_flush = 0; return; }
     int64_t msg[2] = {run, step}, acked;
     comm_send_to_writer(TAG_FLUSH_REQ, msg, sizeof msg);
     comm_wait_flush_ack(&acked);
@@ -100,7 +100,7 @@ static void handle_message(int tag, int source, void *buf) {
         dataset_write_snapshot(&r);
     } else if (tag == TAG_FLUSH_REQ) {
         /* MPI keeps messages from one sender in order: its records are in */
-        dataset_flush();
+        dataset_sync();
         S.steps_since_flush = 0;
         comm_send_flush_ack(source, ((const int64_t *)buf)[1]);
     } else if (tag == TAG_RUN_DONE) {

@@ -124,6 +124,30 @@ static void test_config_refusal(void) {
     CHECK(verify(copy, &other, 0, 0, 1) == 0, "the replacement is empty");
 }
 
+static void test_bad_records(void) {
+    Sample s;
+    char p[512], err[1024];
+    sample(&s, "small,big", 40, NULL);
+    path_in(p, sizeof p, "records.nc");
+    Ncout *o = ncout_open(p, &s.m, 0, err, sizeof err);
+    StepRecord *r = xmalloc(sizeof *r);
+    make_step(r, &s, 1, 3);
+    r->run = 4;
+    CHECK(ncout_write_step(o, r, err, sizeof err) != 0 && one_line(err, "runs 0..3"),
+          "unknown run refused: %s", err);
+    make_step(r, &s, 2, 3);
+    r->L = 2;                                  /* run 2 is the 3-layer size */
+    CHECK(ncout_write_step(o, r, err, sizeof err) != 0 && one_line(err, "has 2 layers"),
+          "wrong layer count refused: %s", err);
+    make_step(r, &s, 0, 40);
+    CHECK(ncout_write_step(o, r, err, sizeof err) != 0 && one_line(err, "outside"),
+          "a step past the sweep refused: %s", err);
+    make_step(r, &s, 0, 39);
+    CHECK(ncout_write_step(o, r, err, sizeof err) == 0, "the last step accepted");
+    CHECK(ncout_close(o, err, sizeof err) == 0, "close");
+    free(r);
+}
+
 static void test_lock(void) {
     Sample s;
     char p[512], err[1024];
@@ -192,7 +216,7 @@ static int fill_until_failure(Ncout *o, const Sample *s, int64_t *flushed, char 
 static void test_full_disk(void) {
     Sample s;
     char mnt[512], p[600], filler[600], err[1024];
-    sample(&s, "small,big", 40, NULL);
+    sample(&s, "small,big", 100000, NULL);
     s.m.eval_every = 0;
     path_in(mnt, sizeof mnt, "full");
     mkdir(mnt, 0755);
@@ -470,6 +494,7 @@ int main(int argc, char **argv) {
     test_roundtrip();
     test_resume_rewrite();
     test_config_refusal();
+    test_bad_records();
     test_lock();
     test_bad_targets();
     test_full_disk();
