@@ -13,14 +13,17 @@
  * (the per-step quantiles and dead/turned_off/revived) are timed separately.
  *
  * usage: bench_model L d h F T V B [reps]         the table's numbers
- *        bench_model L d h F T V B reps profile   only `reps` full steps
- *                                                 (for perf / callgrind)
+ *        bench_model L d h F T V B reps profile   a warm-up, then `reps` full
+ *            steps (for perf / callgrind; with BENCH_PERF_CTL=FIFO it writes
+ *            "enable" to FIFO after the warm-up: perf record -D -1
+ *            --control fifo:FIFO profiles the steady state only)
  * Output: '#' lines for people, then one line "RESULT key=value ...". */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
@@ -39,6 +42,22 @@ static double median(const double *v, int n) {
     memcpy(s, v, (size_t)n * sizeof *v);
     qsort(s, (size_t)n, sizeof *s, cmp);
     return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+/* CPU time of the process (one thread): with other jobs on the machine,
+ * cpu / wall is the share of a core this benchmark actually got. */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* half the interquartile range: the noise of a median difference */
+static double spread(const double *v, int n) {
+    double s[MAX_REPS];
+    memcpy(s, v, (size_t)n * sizeof *v);
+    qsort(s, (size_t)n, sizeof *s, cmp);
+    return 0.5 * (s[(3 * (n - 1)) / 4] - s[(n - 1) / 4]);
 }
 
 typedef struct { int M, N, K; float *a, *b, *c; } Gemm;
@@ -102,7 +121,14 @@ int main(int argc, char **argv) {
     double tokens = (double)B * s.T;
 
     if (profile) {   /* steady state only: what perf should see */
-        for (int r = 0; r < reps; r++) {
+        const char *ctl = getenv("BENCH_PERF_CTL");
+        for (int r = -1; r < reps; r++) {   /* r = -1: warm-up (first touch) */
+            if (r == 0 && ctl && *ctl) {   /* perf record -D -1 --control fifo:CTL */
+                FILE *fp = fopen(ctl, "w");
+                if (!fp) die("%s: cannot open the perf control fifo", ctl);
+                fputs("enable\n", fp);
+                fclose(fp);
+            }
             memset(usage, 0, nu * 8);
             model_forward(&m, tok, B, usage, NULL, NULL);
             model_zero_grad(&m);
@@ -123,26 +149,30 @@ int main(int argc, char **argv) {
 
     double t_step[MAX_REPS], t_fwd_on[MAX_REPS], t_fwd_off[MAX_REPS], t_delta[MAX_REPS];
     double t_bwd[MAX_REPS], t_opt[MAX_REPS], t_sum[MAX_REPS], f_fc[MAX_REPS], f_sq[MAX_REPS];
+    double c_step[MAX_REPS], d_order[2][MAX_REPS];
+    int n_order[2] = {0, 0};
     LayerMetrics lm;
     /* repetition 0 is the warm-up (first touch of every buffer) */
     for (int r = 0; r <= reps; r++) {
         double f1 = gemm_flops(&gfc), f2 = gemm_flops(&gsq);
-        double fwd_off = 0, fwd_on = 0;
+        double fwd_off = 0, fwd_on = 0, cpu_on = 0, cpu_off = 0;
         for (int k = 0; k < 2; k++) {
             int counting = (k == 0) == (r % 2 == 0);   /* alternate the order */
-            double t0 = now_seconds();
+            double t0 = now_seconds(), c0 = cpu_seconds();
             if (counting) {
                 memset(usage, 0, nu * 8);
                 model_forward(&m, tok, B, usage, NULL, NULL);
                 fwd_on = now_seconds() - t0;
+                cpu_on = cpu_seconds() - c0;
             } else {
                 model_forward(&m, tok, B, NULL, NULL, NULL);
                 fwd_off = now_seconds() - t0;
+                cpu_off = cpu_seconds() - c0;
             }
         }
         /* the activations do not depend on counting: the backward may follow
          * either forward */
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = cpu_seconds();
         model_zero_grad(&m);
         model_backward(&m, tok, B, grad_scale);
         double t1 = now_seconds();
@@ -155,16 +185,26 @@ int main(int argc, char **argv) {
             usage_summarize(&u, s.F, &lm);
             death_tracker_step(&tr[l], r, u.fire_count, (int64_t)tokens, &lm);
         }
-        double t3 = now_seconds();
+        double t3 = now_seconds(), c3 = cpu_seconds();
         if (r == 0) continue;
         int i = r - 1;
-        t_fwd_on[i] = fwd_on; t_fwd_off[i] = fwd_off; t_delta[i] = fwd_on - fwd_off;
+        t_fwd_on[i] = fwd_on; t_fwd_off[i] = fwd_off; t_delta[i] = cpu_on - cpu_off;
         t_bwd[i] = t1 - t0; t_opt[i] = t2 - t1; t_sum[i] = t3 - t2;
         t_step[i] = fwd_on + (t3 - t0);
         f_fc[i] = f1; f_sq[i] = f2;
+        c_step[i] = cpu_on + (c3 - c0);
+        d_order[r % 2][n_order[r % 2]++] = cpu_on - cpu_off;
     }
     double step = median(t_step, reps), fc = median(f_fc, reps), sq = median(f_sq, reps);
-    double count = median(t_delta, reps), summ = median(t_sum, reps);
+    /* the counting cost: the paired difference of the two forwards in CPU
+     * time (time the process was descheduled by other jobs does not count),
+     * with their order alternating between repetitions; the median of each
+     * order, averaged, cancels any bias of "the first forward after an
+     * update". Its noise: half the IQR of the differences (delta_spread_s). */
+    double count = n_order[0] && n_order[1]
+                 ? 0.5 * (median(d_order[0], n_order[0]) + median(d_order[1], n_order[1]))
+                 : median(t_delta, reps);
+    double summ = median(t_sum, reps), cpu = median(c_step, reps);
     double mflops = model_flops_per_token(&s) * tokens / step;
     /* a negative median difference is noise around zero: report it as such */
     double metrics_share = (count + summ) / step;
@@ -183,10 +223,11 @@ int main(int argc, char **argv) {
            (long long)check);
     printf("RESULT tokens=%.0f step_s=%.6f fwd_on_s=%.6f fwd_off_s=%.6f bwd_s=%.6f opt_s=%.6f "
            "count_s=%.6f summ_s=%.6f sgemm_fc=%.6e sgemm_sq=%.6e model_flops_per_token=%.6e "
-           "tok_s=%.1f model_flops=%.6e num_params=%zu usage_len=%zu\n",
+           "tok_s=%.1f model_flops=%.6e num_params=%zu usage_len=%zu cpu_step_s=%.6f "
+           "delta_spread_s=%.6f\n",
            tokens, step, median(t_fwd_on, reps), median(t_fwd_off, reps), median(t_bwd, reps),
            median(t_opt, reps), count, summ, fc, sq, model_flops_per_token(&s), tokens / step,
-           mflops, m.num_params, nu);
+           mflops, m.num_params, nu, cpu, spread(t_delta, reps));
     gemm_free(&gfc); gemm_free(&gsq);
     for (int l = 0; l < s.L; l++) free_death_tracker(&tr[l]);
     free(tr); free(tok); free(usage);
