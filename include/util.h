@@ -12,6 +12,9 @@
  * A hook (set by comm.c) lets the MPI layer abort the whole job instead. */
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void warn_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Format a one-line error into err (if err and errlen) and return -1: the
+ * idiom of every function that reports "FILE: problem" to its caller. */
+int fail_msg(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void set_die_hook(void (*hook)(int exit_code));
 
 void *xmalloc(size_t bytes);            /* dies on failure; names the size */

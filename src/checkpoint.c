@@ -42,15 +42,6 @@ static const char *const LAYOUT_NAMES[NUM_PARAM_TENSORS] = {
     "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
     "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ------------------------------------------------------------- layout */
 
@@ -180,15 +171,15 @@ static void write_trackers(Writer *w, const ModelSize *ms, const RunState *rs) {
 static int check_model_matches(const ModelSize *ms, const Model *m, char *why, size_t n) {
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         if (strcmp(PARAM_NAMES[i], LAYOUT_NAMES[i]) != 0)
-            return fail(why, n, "internal error: model tensor %d is '%s', the checkpoint "
+            return fail_msg(why, n, "internal error: model tensor %d is '%s', the checkpoint "
                         "layout expects '%s'", i, PARAM_NAMES[i], LAYOUT_NAMES[i]);
         if ((uint64_t)m->param_sizes[i] != tensor_count(ms, i))
-            return fail(why, n, "internal error: model tensor '%s' has %zu values, the size "
+            return fail_msg(why, n, "internal error: model tensor '%s' has %zu values, the size "
                         "implies %llu", LAYOUT_NAMES[i], m->param_sizes[i],
                         (unsigned long long)tensor_count(ms, i));
     }
     if ((uint64_t)m->num_params != total_params(ms))
-        return fail(why, n, "internal error: the model has %zu parameters, the size implies %llu",
+        return fail_msg(why, n, "internal error: the model has %zu parameters, the size implies %llu",
                     m->num_params, (unsigned long long)total_params(ms));
     return 0;
 }
@@ -197,15 +188,15 @@ static int check_save_inputs(const ModelSize *ms, const Model *m, const Optimize
                              const RunState *rs, char *why, size_t n) {
     if (check_model_matches(ms, m, why, n) != 0) return -1;
     if (opt->n != m->num_params)
-        return fail(why, n, "internal error: the optimizer holds %zu values for %zu parameters",
+        return fail_msg(why, n, "internal error: the optimizer holds %zu values for %zu parameters",
                     opt->n, m->num_params);
     /* a load refuses negative counters, so never write them */
     if (rs->step < 0 || rs->tokens_seen < 0 || opt->t < 0)
-        return fail(why, n, "internal error: negative step, token count or optimizer count");
-    if (!rs->trackers) return fail(why, n, "internal error: no death trackers to save");
+        return fail_msg(why, n, "internal error: negative step, token count or optimizer count");
+    if (!rs->trackers) return fail_msg(why, n, "internal error: no death trackers to save");
     for (int l = 0; l < ms->L; l++)
         if (rs->trackers[l].F != ms->F)
-            return fail(why, n, "internal error: tracker of layer %d has F=%d, the size F=%d",
+            return fail_msg(why, n, "internal error: tracker of layer %d has F=%d, the size F=%d",
                         l, rs->trackers[l].F, ms->F);
     return 0;
 }
@@ -307,22 +298,22 @@ int checkpoint_save(const char *dir, const ModelSize *ms, const char *config_tex
     char path[RS_PATH_MAX], why[512];
     if (snprintf(path, sizeof path, "%s/ckpt_%08lld.bin", dir, (long long)rs->step) >=
         (int)sizeof path - 32)
-        return fail(err, errlen, "%s: the checkpoint folder path is too long", dir);
+        return fail_msg(err, errlen, "%s: the checkpoint folder path is too long", dir);
     if (check_save_inputs(ms, m, opt, rs, why, sizeof why) != 0)
-        return fail(err, errlen, "%s: %s", path, why);
+        return fail_msg(err, errlen, "%s: %s", path, why);
     if (mkdir_p(dir) != 0)
-        return fail(err, errlen, "%s: cannot create the checkpoint folder: %s", dir,
+        return fail_msg(err, errlen, "%s: cannot create the checkpoint folder: %s", dir,
                     strerror(errno));
     AtomicFile af;
     if (atomic_open(&af, path) != 0)
-        return fail(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        return fail_msg(err, errlen, "%s: cannot create: %s", path, strerror(errno));
     if (write_checkpoint(&af, ms, config_text, m, opt, rs) != 0) {
         int e = errno;
         atomic_abort(&af);
-        return fail(err, errlen, "%s: write failed: %s", path, strerror(e));
+        return fail_msg(err, errlen, "%s: write failed: %s", path, strerror(e));
     }
     if (atomic_commit(&af) != 0)
-        return fail(err, errlen, "%s: cannot complete the write: %s", path, strerror(errno));
+        return fail_msg(err, errlen, "%s: cannot complete the write: %s", path, strerror(errno));
     prune(dir, rs->step, keep);
     return 0;
 }
@@ -348,12 +339,12 @@ static void ckpt_close(Ckpt *k) {
 static int parse_header(Ckpt *k, char *why, size_t n) {
     const uint8_t *h = k->map;
     if (get_u32(h + 12) != HEADER_BYTES)
-        return fail(why, n, "header length %u, expected %u", get_u32(h + 12), HEADER_BYTES);
+        return fail_msg(why, n, "header length %u, expected %u", get_u32(h + 12), HEADER_BYTES);
     uint32_t f[6];
     for (int i = 0; i < 6; i++) f[i] = get_u32(h + 16 + 4 * i);
     for (int i = 0; i < 6; i++)
         if (f[i] < 1 || f[i] > (i == 5 ? VOCAB_MAX : i == 0 ? MAX_LAYERS : FIELD_MAX))
-            return fail(why, n, "implausible model size field %c=%u", "LdhFTV"[i], f[i]);
+            return fail_msg(why, n, "implausible model size field %c=%u", "LdhFTV"[i], f[i]);
     ModelSize *s = &k->size;
     memset(s, 0, sizeof *s);
     s->L = (int)f[0]; s->d = (int)f[1]; s->h = (int)f[2];
@@ -367,14 +358,14 @@ static int parse_header(Ckpt *k, char *why, size_t n) {
     k->opt_t = (int64_t)get_u64(h + 136);
     k->config_len = get_u64(h + 152);
     if (get_u32(h + 132) != NUM_PARAM_TENSORS)
-        return fail(why, n, "%u tensors, expected %d", get_u32(h + 132), NUM_PARAM_TENSORS);
+        return fail_msg(why, n, "%u tensors, expected %d", get_u32(h + 132), NUM_PARAM_TENSORS);
     if (get_u64(h + 144) != total_params(s))
-        return fail(why, n, "parameter count %llu does not match the size's %llu",
+        return fail_msg(why, n, "parameter count %llu does not match the size's %llu",
                     (unsigned long long)get_u64(h + 144), (unsigned long long)total_params(s));
-    if (k->opt_kind > OPT_SGD) return fail(why, n, "unknown optimizer kind %u", k->opt_kind);
+    if (k->opt_kind > OPT_SGD) return fail_msg(why, n, "unknown optimizer kind %u", k->opt_kind);
     if (k->step < 0 || k->tokens_seen < 0 || k->opt_t < 0)
-        return fail(why, n, "negative step or counter");
-    if (k->config_len > k->len) return fail(why, n, "config text longer than the file");
+        return fail_msg(why, n, "negative step or counter");
+    if (k->config_len > k->len) return fail_msg(why, n, "config text longer than the file");
     k->o = layout_of(s, k->config_len);
     return 0;
 }
@@ -390,34 +381,34 @@ static int check_tables(const Ckpt *k, char *why, size_t n) {
                  get_u32(e + 16) == nd && get_u64(e + 48) == tensor_count(&k->size, i) &&
                  get_u64(e + 56) == offset;
         for (int d = 0; d < 3; d++) ok = ok && get_u64(e + 24 + 8 * d) == dims[d];
-        if (!ok) return fail(why, n, "tensor table entry %d does not describe '%s' of this size",
+        if (!ok) return fail_msg(why, n, "tensor table entry %d does not describe '%s' of this size",
                              i, LAYOUT_NAMES[i]);
         offset += tensor_count(&k->size, i);
     }
     const uint8_t *t = k->map + k->o.trackers;
     if (get_u32(t) != (uint32_t)k->size.L || get_u32(t + 4) != (uint32_t)k->size.F)
-        return fail(why, n, "tracker section for %u layers of %u units, expected %d of %d",
+        return fail_msg(why, n, "tracker section for %u layers of %u units, expected %d of %d",
                     get_u32(t), get_u32(t + 4), k->size.L, k->size.F);
     return 0;
 }
 
 static int map_file(Ckpt *k, const char *path, char *why, size_t n) {
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return fail(why, n, "cannot open: %s", strerror(errno));
+    if (fd < 0) return fail_msg(why, n, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(why, n, "not a regular file");
+        return fail_msg(why, n, "not a regular file");
     }
     if (st.st_size < (off_t)HEADER_BYTES + 4) {
         close(fd);
-        return fail(why, n, "truncated or not a checkpoint (%lld bytes)", (long long)st.st_size);
+        return fail_msg(why, n, "truncated or not a checkpoint (%lld bytes)", (long long)st.st_size);
     }
     k->len = (size_t)st.st_size;
     void *p = mmap(NULL, k->len, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd);
-    if (p == MAP_FAILED) return fail(why, n, "cannot map: %s", strerror(e));
+    if (p == MAP_FAILED) return fail_msg(why, n, "cannot map: %s", strerror(e));
     k->map = p;
     return 0;
 }
@@ -428,20 +419,20 @@ static int ckpt_open(Ckpt *k, const char *path, char *why, size_t n) {
     if (map_file(k, path, why, n) != 0) return -1;
     int rc = -1;
     if (memcmp(k->map, CKPT_MAGIC, 8) != 0)
-        fail(why, n, "not a reluscope checkpoint (bad magic)");
+        fail_msg(why, n, "not a reluscope checkpoint (bad magic)");
     else if (get_u32(k->map + 8) != CKPT_VERSION)
-        fail(why, n, "format version %u is not supported (this build reads version %u)",
+        fail_msg(why, n, "format version %u is not supported (this build reads version %u)",
              get_u32(k->map + 8), CKPT_VERSION);
     else if (parse_header(k, why, n) != 0)
         ;
     else if (k->o.total != (uint64_t)k->len)
-        fail(why, n, "file is %zu bytes, its header implies %llu (truncated or padded)",
+        fail_msg(why, n, "file is %zu bytes, its header implies %llu (truncated or padded)",
              k->len, (unsigned long long)k->o.total);
     else {
         uint32_t stored = get_u32(k->map + k->o.crc);
         uint32_t computed = crc32_update(0, k->map, (size_t)k->o.crc);
         if (stored != computed)
-            fail(why, n, "CRC-32 mismatch (stored %08x, computed %08x): the file is damaged",
+            fail_msg(why, n, "CRC-32 mismatch (stored %08x, computed %08x): the file is damaged",
                  stored, computed);
         else
             rc = check_tables(k, why, n);
@@ -454,7 +445,7 @@ int checkpoint_peek(const char *path, ModelSize *ms, uint64_t *seed, int64_t *st
                     char *err, size_t errlen) {
     Ckpt k;
     char why[512];
-    if (ckpt_open(&k, path, why, sizeof why) != 0) return fail(err, errlen, "%s: %s", path, why);
+    if (ckpt_open(&k, path, why, sizeof why) != 0) return fail_msg(err, errlen, "%s: %s", path, why);
     if (ms) *ms = k.size;
     if (seed) *seed = k.seed;
     if (step) *step = k.step;
@@ -472,17 +463,17 @@ static int check_destination(const Ckpt *k, const ModelSize *ms, const Model *m,
                              const Optimizer *opt, const RunState *rs, char *why, size_t n) {
     const ModelSize *f = &k->size;
     if (!same_shape(f, ms))
-        return fail(why, n, "checkpoint is for size L=%d d=%d h=%d F=%d T=%d V=%d but the run "
+        return fail_msg(why, n, "checkpoint is for size L=%d d=%d h=%d F=%d T=%d V=%d but the run "
                     "is L=%d d=%d h=%d F=%d T=%d V=%d", f->L, f->d, f->h, f->F, f->T, f->V,
                     ms->L, ms->d, ms->h, ms->F, ms->T, ms->V);
     if (check_model_matches(ms, m, why, n) != 0) return -1;
     if (opt && opt->n != m->num_params)
-        return fail(why, n, "internal error: the optimizer holds %zu values for %zu parameters",
+        return fail_msg(why, n, "internal error: the optimizer holds %zu values for %zu parameters",
                     opt->n, m->num_params);
     if (rs && rs->trackers)
         for (int l = 0; l < ms->L; l++)
             if (rs->trackers[l].F != ms->F)
-                return fail(why, n, "internal error: tracker of layer %d has F=%d, the size F=%d",
+                return fail_msg(why, n, "internal error: tracker of layer %d has F=%d, the size F=%d",
                             l, rs->trackers[l].F, ms->F);
     return 0;
 }
@@ -505,10 +496,10 @@ int checkpoint_load(const char *path, const ModelSize *ms, Model *m, Optimizer *
                     RunState *rs, char *err, size_t errlen) {
     Ckpt k;
     char why[512];
-    if (ckpt_open(&k, path, why, sizeof why) != 0) return fail(err, errlen, "%s: %s", path, why);
+    if (ckpt_open(&k, path, why, sizeof why) != 0) return fail_msg(err, errlen, "%s: %s", path, why);
     if (check_destination(&k, ms, m, opt, rs, why, sizeof why) != 0) {
         ckpt_close(&k);
-        return fail(err, errlen, "%s: %s", path, why);
+        return fail_msg(err, errlen, "%s: %s", path, why);
     }
     size_t bytes = m->num_params * sizeof(float);
     memcpy(m->params_memory, k.map + k.o.params, bytes);

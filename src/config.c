@@ -85,15 +85,6 @@ static const ModelSize BUILTIN_SIZES[] = {
     {"P", 6, 512, 8, 4096, 256, 4096},
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static const KeyDef *find_key(const char *name) {
     for (int i = 0; i < N_KEYS; i++)
@@ -116,15 +107,15 @@ static int check_size_fields(const ModelSize *s, char *why, size_t n) {
     const char *names = "LdhFTV";
     const int v[6] = {s->L, s->d, s->h, s->F, s->T, s->V};
     for (int i = 0; i < 6; i++)
-        if (v[i] < 1) return fail(why, n, "%c=%d must be at least 1", names[i], v[i]);
-    if (s->L > MAX_LAYERS) return fail(why, n, "L=%d exceeds %d layers", s->L, MAX_LAYERS);
+        if (v[i] < 1) return fail_msg(why, n, "%c=%d must be at least 1", names[i], v[i]);
+    if (s->L > MAX_LAYERS) return fail_msg(why, n, "L=%d exceeds %d layers", s->L, MAX_LAYERS);
     if (s->V > MAX_VOCAB)
-        return fail(why, n, "V=%d exceeds %d (tokens are 16-bit)", s->V, MAX_VOCAB);
+        return fail_msg(why, n, "V=%d exceeds %d (tokens are 16-bit)", s->V, MAX_VOCAB);
     for (int i = 1; i < 5; i++)
         if (v[i] > SIZE_FIELD_MAX)
-            return fail(why, n, "%c=%d exceeds %d", names[i], v[i], SIZE_FIELD_MAX);
+            return fail_msg(why, n, "%c=%d exceeds %d", names[i], v[i], SIZE_FIELD_MAX);
     if (s->d % s->h != 0)
-        return fail(why, n, "d=%d is not a multiple of h=%d", s->d, s->h);
+        return fail_msg(why, n, "d=%d is not a multiple of h=%d", s->d, s->h);
     return 0;
 }
 
@@ -133,19 +124,19 @@ static int size_token(const char *tok, size_t len, int *fields, char *why, size_
     static const char names[] = "LdhFTV";
     const char *p = strchr(names, tok[0]);
     if (len < 3 || tok[1] != '=' || !p || tok[0] == '\0')
-        return fail(why, n, "'%.*s' is not FIELD=INTEGER with FIELD one of L d h F T V",
+        return fail_msg(why, n, "'%.*s' is not FIELD=INTEGER with FIELD one of L d h F T V",
                     (int)len, tok);
     int idx = (int)(p - names);
-    if (fields[idx] != 0) return fail(why, n, "field %c given twice", tok[0]);
+    if (fields[idx] != 0) return fail_msg(why, n, "field %c given twice", tok[0]);
     char buf[32];
-    if (len - 2 >= sizeof buf) return fail(why, n, "'%.*s' is too long", (int)len, tok);
+    if (len - 2 >= sizeof buf) return fail_msg(why, n, "'%.*s' is too long", (int)len, tok);
     memcpy(buf, tok + 2, len - 2);
     buf[len - 2] = '\0';
     char *end;
     errno = 0;
     long v = strtol(buf, &end, 10);
     if (!isdigit((unsigned char)buf[0]) || *end || errno == ERANGE || v < 1 || v > INT_MAX)
-        return fail(why, n, "%c=%s is not a positive integer", tok[0], buf);
+        return fail_msg(why, n, "%c=%s is not a positive integer", tok[0], buf);
     fields[idx] = (int)v;
     return 0;
 }
@@ -163,7 +154,7 @@ static int parse_size_spec(const char *spec, ModelSize *s, char *why, size_t n) 
     }
     for (int i = 0; i < 6; i++)
         if (fields[i] == 0)
-            return fail(why, n, "missing field %c (need L=.. d=.. h=.. F=.. T=.. V=..)",
+            return fail_msg(why, n, "missing field %c (need L=.. d=.. h=.. F=.. T=.. V=..)",
                         "LdhFTV"[i]);
     s->L = fields[0]; s->d = fields[1]; s->h = fields[2];
     s->F = fields[3]; s->T = fields[4]; s->V = fields[5];
@@ -177,7 +168,7 @@ static int define_size(Config *c, const ModelSize *s, char *why, size_t n) {
     while (i < c->n_defined && strcmp(c->defined[i].name, s->name) != 0) i++;
     if (i == c->n_defined) {
         if (c->n_defined == MAX_SIZES)
-            return fail(why, n, "too many sizes defined (at most %d)", MAX_SIZES);
+            return fail_msg(why, n, "too many sizes defined (at most %d)", MAX_SIZES);
         c->n_defined++;
     }
     c->defined[i] = *s;
@@ -205,8 +196,8 @@ static int for_each_item(const char *value, int (*item)(Config *, const char *, 
         const char *a = p, *b = p + len;
         while (a < b && isspace((unsigned char)*a)) a++;
         while (b > a && isspace((unsigned char)b[-1])) b--;
-        if (b == a) return fail(why, n, "empty element in the list '%s'", value);
-        if ((size_t)(b - a) >= sizeof buf) return fail(why, n, "'%.*s' is too long", (int)(b - a), a);
+        if (b == a) return fail_msg(why, n, "empty element in the list '%s'", value);
+        if ((size_t)(b - a) >= sizeof buf) return fail_msg(why, n, "'%.*s' is too long", (int)(b - a), a);
         memcpy(buf, a, (size_t)(b - a));
         buf[b - a] = '\0';
         if (item(c, buf, why, n) != 0) return -1;
@@ -219,12 +210,12 @@ static int for_each_item(const char *value, int (*item)(Config *, const char *, 
 
 static int add_size_item(Config *c, const char *name, char *why, size_t n) {
     if (!valid_size_name(name))
-        return fail(why, n, "'%s' is not a size name (1-%d characters of A-Z a-z 0-9 _ -)",
+        return fail_msg(why, n, "'%s' is not a size name (1-%d characters of A-Z a-z 0-9 _ -)",
                     name, SIZE_NAME_MAX - 1);
     for (int i = 0; i < c->n_sizes; i++)
-        if (!strcmp(c->sizes[i].name, name)) return fail(why, n, "size '%s' listed twice", name);
+        if (!strcmp(c->sizes[i].name, name)) return fail_msg(why, n, "size '%s' listed twice", name);
     if (c->n_sizes == MAX_RUN_SIZES)
-        return fail(why, n, "more than %d sizes listed", MAX_RUN_SIZES);
+        return fail_msg(why, n, "more than %d sizes listed", MAX_RUN_SIZES);
     ModelSize *s = &c->sizes[c->n_sizes++];
     const ModelSize *def = config_find_size(c, name);
     if (def) { *s = *def; return 0; }
@@ -239,12 +230,12 @@ static int add_seed_item(Config *c, const char *text, char *why, size_t n) {
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
     if (!isdigit((unsigned char)text[0]) || *end)
-        return fail(why, n, "'%s' is not a non-negative integer", text);
+        return fail_msg(why, n, "'%s' is not a non-negative integer", text);
     if (errno == ERANGE)   /* unsigned long long is 64-bit on every target we build for */
-        return fail(why, n, "'%s' is out of range (0 .. 18446744073709551615)", text);
+        return fail_msg(why, n, "'%s' is out of range (0 .. 18446744073709551615)", text);
     for (int i = 0; i < c->n_seeds; i++)
-        if (c->seeds[i] == (uint64_t)v) return fail(why, n, "seed %s listed twice", text);
-    if (c->n_seeds == MAX_SEEDS) return fail(why, n, "more than %d seeds listed", MAX_SEEDS);
+        if (c->seeds[i] == (uint64_t)v) return fail_msg(why, n, "seed %s listed twice", text);
+    if (c->n_seeds == MAX_SEEDS) return fail_msg(why, n, "more than %d seeds listed", MAX_SEEDS);
     c->seeds[c->n_seeds++] = (uint64_t)v;
     return 0;
 }
@@ -277,16 +268,16 @@ static int parse_number(const KeyDef *k, const char *v, double *out, long *lout,
     if (k->type == K_DOUBLE) {
         double d = strtod(v, &end);
         if (end == v || *end || isspace((unsigned char)v[0]))
-            return fail(why, n, "'%s' is not a number", v);
-        if (errno == ERANGE || !isfinite(d)) return fail(why, n, "'%s' is out of range", v);
+            return fail_msg(why, n, "'%s' is not a number", v);
+        if (errno == ERANGE || !isfinite(d)) return fail_msg(why, n, "'%s' is out of range", v);
         *out = d;
         return 0;
     }
     long l = strtol(v, &end, 10);
     if (end == v || *end || isspace((unsigned char)v[0]))
-        return fail(why, n, "'%s' is not an integer", v);
+        return fail_msg(why, n, "'%s' is not an integer", v);
     if (errno == ERANGE || (k->type == K_INT && (l < INT_MIN || l > INT_MAX)))
-        return fail(why, n, "'%s' is out of range", v);
+        return fail_msg(why, n, "'%s' is out of range", v);
     *lout = l;
     *out = (double)l;
     return 0;
@@ -299,7 +290,7 @@ static int set_number(Config *c, const KeyDef *k, const char *v, char *why, size
     if (!in_range(k, d)) {
         char phrase[64];
         range_phrase(k, phrase, sizeof phrase);
-        return fail(why, n, "'%s' %s", v, phrase);
+        return fail_msg(why, n, "'%s' %s", v, phrase);
     }
     char *field = (char *)c + k->off;
     if (k->type == K_DOUBLE) *(double *)(void *)field = d;
@@ -317,7 +308,7 @@ static int set_choice(int *out, const char *const *names, int count, const char 
         strncat(list, names[i], sizeof list - strlen(list) - 1);
         if (i + 1 < count) strncat(list, ", ", sizeof list - strlen(list) - 1);
     }
-    return fail(why, n, "'%s' is not one of %s", v, list);
+    return fail_msg(why, n, "'%s' is not one of %s", v, list);
 }
 
 static int set_bool(int *out, const char *v, char *why, size_t n) {
@@ -326,17 +317,17 @@ static int set_bool(int *out, const char *v, char *why, size_t n) {
         if (!strcasecmp(v, yes[i])) { *out = 1; return 0; }
         if (!strcasecmp(v, no[i])) { *out = 0; return 0; }
     }
-    return fail(why, n, "'%s' is not a boolean (true/false, yes/no, 1/0)", v);
+    return fail_msg(why, n, "'%s' is not a boolean (true/false, yes/no, 1/0)", v);
 }
 
 static int set_string(char *field, const char *v, char *why, size_t n) {
     size_t len = strlen(v);
     if (len >= RS_PATH_MAX)
-        return fail(why, n, "the value is longer than %d bytes", RS_PATH_MAX - 1);
+        return fail_msg(why, n, "the value is longer than %d bytes", RS_PATH_MAX - 1);
     /* a quote inside would not survive printing and re-loading */
     for (const char *p = v; *p; p++)
         if (*p == '"' || iscntrl((unsigned char)*p))
-            return fail(why, n, "double quotes and control characters are not allowed");
+            return fail_msg(why, n, "double quotes and control characters are not allowed");
     memcpy(field, v, len + 1);
     return 0;
 }
@@ -380,7 +371,7 @@ static int set_key(Config *c, const KeyDef *k, const char *v, char *why, size_t 
         return 0;
     case K_SIZES: case K_SEEDS: return set_list(c, k, v, why, n);
     }
-    return fail(why, n, "internal error: key type %d", (int)k->type);
+    return fail_msg(why, n, "internal error: key type %d", (int)k->type);
 }
 
 /* Trims blanks and one pair of surrounding double quotes into out. */
@@ -400,24 +391,24 @@ int config_set(Config *c, const char *key, const char *value, const char *origin
     char v[RS_PATH_MAX + 2], why[768];
     if (!origin) origin = "command line";
     if (strlen(value ? value : "") > RS_PATH_MAX)
-        return fail(err, errlen, "%s: key '%s': the value is longer than %d bytes", origin, key,
+        return fail_msg(err, errlen, "%s: key '%s': the value is longer than %d bytes", origin, key,
                     RS_PATH_MAX - 1);
     normalize_value(value, v, sizeof v);
     if (!strncmp(key, "size.", 5)) {
         ModelSize s;
         memset(&s, 0, sizeof s);
         if (!valid_size_name(key + 5))
-            return fail(err, errlen, "%s: key '%s': a size name is 1-%d characters of "
+            return fail_msg(err, errlen, "%s: key '%s': a size name is 1-%d characters of "
                         "A-Z a-z 0-9 _ -", origin, key, SIZE_NAME_MAX - 1);
         snprintf(s.name, sizeof s.name, "%s", key + 5);
         if (parse_size_spec(v, &s, why, sizeof why) != 0 || define_size(c, &s, why, sizeof why) != 0)
-            return fail(err, errlen, "%s: key '%s': %s", origin, key, why);
+            return fail_msg(err, errlen, "%s: key '%s': %s", origin, key, why);
         return 0;
     }
     const KeyDef *k = find_key(key);
-    if (!k) return fail(err, errlen, "%s: unknown key '%s' (docs/config.md lists the keys)", origin, key);
+    if (!k) return fail_msg(err, errlen, "%s: unknown key '%s' (docs/config.md lists the keys)", origin, key);
     if (set_key(c, k, v, why, sizeof why) != 0)
-        return fail(err, errlen, "%s: key '%s': %s", origin, key, why);
+        return fail_msg(err, errlen, "%s: key '%s': %s", origin, key, why);
     return 0;
 }
 
@@ -467,10 +458,10 @@ static int cut_comment(char *value, char *why, size_t n) {
     while (isspace((unsigned char)*p)) p++;
     if (*p == '"') {
         char *close = strchr(p + 1, '"');
-        if (!close) return fail(why, n, "unterminated double quote");
+        if (!close) return fail_msg(why, n, "unterminated double quote");
         char *q = close + 1;
         while (isspace((unsigned char)*q)) q++;
-        if (*q && *q != '#') return fail(why, n, "unexpected text after the closing quote");
+        if (*q && *q != '#') return fail_msg(why, n, "unexpected text after the closing quote");
         close[1] = '\0';
         return 0;
     }
@@ -494,22 +485,22 @@ static int load_line(Config *c, const char *path, long lineno, char *line, KeySe
     if (*s == '\0' || *s == '#') return 0;
     char *eq = strchr(s, '=');
     if (!eq)
-        return fail(err, errlen, "%s: expected 'key = value', got '%.60s'", origin, s);
+        return fail_msg(err, errlen, "%s: expected 'key = value', got '%.60s'", origin, s);
     *eq = '\0';
     char *key = trim(s), *value = eq + 1;
-    if (*key == '\0') return fail(err, errlen, "%s: missing key before '='", origin);
+    if (*key == '\0') return fail_msg(err, errlen, "%s: missing key before '='", origin);
     if (cut_comment(value, why, sizeof why) != 0)
-        return fail(err, errlen, "%s: key '%s': %s", origin, key, why);
+        return fail_msg(err, errlen, "%s: key '%s': %s", origin, key, why);
     long first = key_seen(seen, key, lineno);
     if (first)
-        return fail(err, errlen, "%s: key '%s' is set twice in this file (first on line %ld)",
+        return fail_msg(err, errlen, "%s: key '%s' is set twice in this file (first on line %ld)",
                     origin, key, first);
     return config_set(c, key, value, origin, err, errlen);
 }
 
 int config_load_file(Config *c, const char *path, char *err, size_t errlen) {
     FILE *fp = fopen(path, "r");
-    if (!fp) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!fp) return fail_msg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     KeySeen seen = {0, 0, NULL, NULL};
     char *line = NULL;
     size_t cap = 0;
@@ -520,12 +511,12 @@ int config_load_file(Config *c, const char *path, char *err, size_t errlen) {
     while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
         lineno++;
         if ((size_t)len != strlen(line))   /* a binary file given by mistake */
-            rc = fail(err, errlen, "%s:%ld: contains a NUL byte (not a text file?)", path, lineno);
+            rc = fail_msg(err, errlen, "%s:%ld: contains a NUL byte (not a text file?)", path, lineno);
         else
             rc = load_line(c, path, lineno, line, &seen, err, errlen);
     }
     if (rc == 0 && ferror(fp))
-        rc = fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        rc = fail_msg(err, errlen, "%s: cannot read: %s", path, strerror(errno));
     free(line);
     key_seen_free(&seen);
     fclose(fp);
@@ -584,7 +575,7 @@ static int validate_ranges(const Config *c, char *err, size_t errlen) {
             char text[64], phrase[64];
             value_text(c, k, text, sizeof text);
             range_phrase(k, phrase, sizeof phrase);
-            return fail(err, errlen, "key '%s': %s %s", k->name, text, phrase);
+            return fail_msg(err, errlen, "key '%s': %s %s", k->name, text, phrase);
         }
     }
     return 0;
@@ -593,24 +584,24 @@ static int validate_ranges(const Config *c, char *err, size_t errlen) {
 static int validate_lists(const Config *c, char *err, size_t errlen) {
     char why[256];
     if (c->n_sizes < 1 || c->n_sizes > MAX_RUN_SIZES)
-        return fail(err, errlen, "key 'sizes': list 1 to %d sizes", MAX_RUN_SIZES);
+        return fail_msg(err, errlen, "key 'sizes': list 1 to %d sizes", MAX_RUN_SIZES);
     if (c->n_seeds < 1 || c->n_seeds > MAX_SEEDS)
-        return fail(err, errlen, "key 'seeds': list 1 to %d seeds", MAX_SEEDS);
+        return fail_msg(err, errlen, "key 'seeds': list 1 to %d seeds", MAX_SEEDS);
     for (int i = 0; i < c->n_seeds; i++)
         for (int j = 0; j < i; j++)
             if (c->seeds[i] == c->seeds[j])
-                return fail(err, errlen, "key 'seeds': seed %llu listed twice",
+                return fail_msg(err, errlen, "key 'seeds': seed %llu listed twice",
                             (unsigned long long)c->seeds[i]);
     for (int i = 0; i < c->n_sizes; i++) {
         const ModelSize *s = &c->sizes[i];
         if (s->L == 0)   /* listed, never defined */
-            return fail(err, errlen, "key 'sizes': size '%s' is not defined (add a line "
+            return fail_msg(err, errlen, "key 'sizes': size '%s' is not defined (add a line "
                         "size.%s = L=.. d=.. h=.. F=.. T=.. V=..)", s->name, s->name);
         if (check_size_fields(s, why, sizeof why) != 0)
-            return fail(err, errlen, "key 'size.%s': %s", s->name, why);
+            return fail_msg(err, errlen, "key 'size.%s': %s", s->name, why);
         for (int j = 0; j < i; j++)
             if (!strcmp(c->sizes[j].name, s->name))
-                return fail(err, errlen, "key 'sizes': size '%s' listed twice", s->name);
+                return fail_msg(err, errlen, "key 'sizes': size '%s' listed twice", s->name);
     }
     return 0;
 }
@@ -618,25 +609,25 @@ static int validate_lists(const Config *c, char *err, size_t errlen) {
 /* Rules that tie keys together (sizes, schedule, evaluation). */
 static int validate_cross(const Config *c, char *err, size_t errlen) {
     if (c->train_data[0] == '\0')
-        return fail(err, errlen, "key 'train_data' is not set: set train_data=GLOB of token "
+        return fail_msg(err, errlen, "key 'train_data' is not set: set train_data=GLOB of token "
                     "shards (made by 'reluscope prepare')");
-    if (c->out_dir[0] == '\0') return fail(err, errlen, "key 'out_dir' is empty");
+    if (c->out_dir[0] == '\0') return fail_msg(err, errlen, "key 'out_dir' is empty");
     if (c->lr_min > c->lr)
-        return fail(err, errlen, "key 'lr_min': %g exceeds lr = %g", c->lr_min, c->lr);
+        return fail_msg(err, errlen, "key 'lr_min': %g exceeds lr = %g", c->lr_min, c->lr);
     if (c->warmup_steps > c->steps)
-        return fail(err, errlen, "key 'warmup_steps': %ld exceeds steps = %ld",
+        return fail_msg(err, errlen, "key 'warmup_steps': %ld exceeds steps = %ld",
                     c->warmup_steps, c->steps);
     for (int i = 0; i < c->n_sizes; i++) {
         const ModelSize *s = &c->sizes[i];
         if (c->spectrum_topk > s->F)
-            return fail(err, errlen, "key 'spectrum_topk': %d exceeds F = %d of size '%s'",
+            return fail_msg(err, errlen, "key 'spectrum_topk': %d exceeds F = %d of size '%s'",
                         c->spectrum_topk, s->F, s->name);
         if (c->eval_every > 0 && c->eval_tokens % s->T != 0)
-            return fail(err, errlen, "key 'eval_tokens': %ld is not a multiple of T = %d of "
+            return fail_msg(err, errlen, "key 'eval_tokens': %ld is not a multiple of T = %d of "
                         "size '%s' (or set eval_every = 0)", c->eval_tokens, s->T, s->name);
     }
     if (c->eval_every > 0 && c->val_data[0] != '\0' && c->eval_tokens == 0)
-        return fail(err, errlen, "key 'eval_tokens': must be positive when eval_every > 0 "
+        return fail_msg(err, errlen, "key 'eval_tokens': must be positive when eval_every > 0 "
                     "(or set eval_every = 0)");
     return 0;
 }
