@@ -220,8 +220,8 @@ for s in $SIZES; do
         run torch "$s" 900 "$PY" bench/torch_ref.py "${A[@]}" --reps "$(reps_of torch "$s")" \
             --warmup "$([ "$s" = S ] && echo 2 || echo 1)"
     fi
-    # the trainer pair; at S and M twice, interleaved: table.py keeps, for
-    # each rank count, the run that shared the machine with the least other work
+    # the trainer pair; at S and M twice: table.py keeps the pair whose worse
+    # half shared the machine with the least other work
     run train1 "$s" 900 trainer "$s" 1
     run train2 "$s" 900 trainer "$s" 2
     if [ "$s" != P ]; then

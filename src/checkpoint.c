@@ -345,6 +345,8 @@ static int parse_header(Ckpt *k, char *why, size_t n) {
     for (int i = 0; i < 6; i++)
         if (f[i] < 1 || f[i] > (i == 5 ? VOCAB_MAX : i == 0 ? MAX_LAYERS : FIELD_MAX))
             return fail_msg(why, n, "implausible model size field %c=%u", "LdhFTV"[i], f[i]);
+    if (f[1] % f[2] != 0)   /* no model can have it: eval would build an impossible one */
+        return fail_msg(why, n, "impossible model size: d=%u is not a multiple of h=%u", f[1], f[2]);
     ModelSize *s = &k->size;
     memset(s, 0, sizeof *s);
     s->L = (int)f[0]; s->d = (int)f[1]; s->h = (int)f[2];

@@ -249,7 +249,10 @@ int train_run(const Config *c, int run, Comm *comm) {
         if (due(step + 1, c->check_every)) check_replicas(&r, step + 1);
         int stop = comm_group_any(comm, g_stop_requested != 0) ||
                    (c->stop_at_step >= 0 && step + 1 == c->stop_at_step);
-        if (due(step + 1, c->checkpoint_every) || step + 1 == c->steps || stop) save_checkpoint(&r);
+        if (due(step + 1, c->checkpoint_every) || step + 1 == c->steps || stop) {
+            check_replicas(&r, step + 1);   /* a diverged replica never reaches a checkpoint */
+            save_checkpoint(&r);
+        }
         if (stop) { status = RUN_STOPPED; break; }
     }
     close_run(&r);

@@ -22,9 +22,11 @@ void die(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    fflush(stderr);
+    fflush(NULL);
     if (die_hook) die_hook(1);
-    exit(1);
+    /* _exit, not exit: atexit handlers of libraries (HDF5 closing a file
+     * whose write just failed) must not run on a broken state and crash */
+    _exit(1);
 }
 
 void warn_msg(const char *fmt, ...) {
