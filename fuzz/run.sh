@@ -59,6 +59,9 @@ build() {
     mkdir -p "$FB/obj" "$FB/bin"
     local newest_h src obj todo=()
     newest_h=$(ls -t include/*.h | head -n 1)
+    for obj in "$FB"/obj/*.o; do   # sources removed or renamed since the last build
+        [ -f "$obj" ] && [ ! -f "src/$(basename "$obj" .o).c" ] && rm -f "$obj" "$FB/libreluscope-fuzz.a"
+    done
     for src in src/*.c; do
         [ "$src" = src/main.c ] && continue
         obj=$FB/obj/$(basename "$src" .c).o

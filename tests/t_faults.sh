@@ -229,7 +229,7 @@ case_disk() {   # out_dir on a tmpfs of SIZE: the disk fills mid-run
     cp -a "$out" "$roomy"
     umount "$mnt"
     check_resume "$roomy" "$REF1" "$WORK/disk_$size.resume.log" "$RS" train "$CONF" out_dir="$roomy"
-    echo "ok   full disk $size (checkpoint_every $every): exit $rc, error names ${file#"$mnt"/}; held 0..$held of $last logged; resume from step $ck == uninterrupted"
+    echo "ok   full disk $size (checkpoint_every $every): exit $rc, error names ${file#"$mnt"/}; held 0..$held of $last logged; resume from $([ "$ck" -ge 0 ] && echo "step $ck" || echo "scratch (no checkpoint)") == uninterrupted"
 }
 
 case_nan() {   # the loss becomes NaN at step N
