@@ -31,6 +31,8 @@ typedef struct {
 int  atomic_open(AtomicFile *af, const char *path);   /* 0 ok, -1 (errno set) */
 int  atomic_commit(AtomicFile *af);                   /* 0 ok, -1: tmp removed */
 void atomic_abort(AtomicFile *af);                    /* remove the temporary */
+/* Commit, or abort if write_failed; on failure "PATH: problem" in err, -1. */
+int  atomic_finish(AtomicFile *af, int write_failed, char *err, size_t errlen);
 int  fsync_dir_of(const char *path);
 
 /* Create a directory and its parents (like mkdir -p). 0 ok, -1 errno set. */

@@ -391,16 +391,7 @@ int bpe_save(const Bpe *b, const char *path, char *err, size_t errlen) {
                       bpe_vocab(b), b->n_merges) < 0;
     for (int i = 0; i < b->n_merges && !bad; i++)
         bad = fprintf(af.fp, "%u %u\n", b->pairs[i][0], b->pairs[i][1]) < 0;
-    if (bad) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        atomic_abort(&af);
-        return -1;
-    }
-    if (atomic_commit(&af) != 0) {
-        snprintf(err, errlen, "%s: cannot commit: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return atomic_finish(&af, bad, err, errlen);
 }
 
 /* Strict decimal: digits only, at most 9 of them. */

@@ -189,16 +189,9 @@ int shard_write(const char *path, const uint16_t *tokens, int64_t count, char *e
         return -1;
     }
     if (write_all(af.fp, header, sizeof header) != 0 ||
-        write_all(af.fp, tokens, (size_t)count * sizeof *tokens) != 0) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        atomic_abort(&af);
-        return -1;
-    }
-    if (atomic_commit(&af) != 0) {
-        snprintf(err, errlen, "%s: cannot commit: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+        write_all(af.fp, tokens, (size_t)count * sizeof *tokens) != 0)
+        return atomic_finish(&af, 1, err, errlen);
+    return atomic_finish(&af, 0, err, errlen);
 }
 
 /* --------------------------------------------------------------- windows */

@@ -96,6 +96,17 @@ void atomic_abort(AtomicFile *af) {
     if (af->tmp_path[0]) unlink(af->tmp_path);
 }
 
+int atomic_finish(AtomicFile *af, int write_failed, char *err, size_t errlen) {
+    if (write_failed) {
+        int saved = errno;
+        atomic_abort(af);
+        return fail_msg(err, errlen, "%s: write failed: %s", af->final_path, strerror(saved));
+    }
+    if (atomic_commit(af) != 0)
+        return fail_msg(err, errlen, "%s: cannot commit: %s", af->final_path, strerror(errno));
+    return 0;
+}
+
 int fsync_dir_of(const char *path) {
     char copy[RS_PATH_MAX];
     snprintf(copy, sizeof copy, "%s", path);
