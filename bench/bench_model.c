@@ -134,8 +134,7 @@ int main(int argc, char **argv) {
             model_zero_grad(&m);
             model_backward(&m, tok, B, grad_scale);
             double norm = grad_norm(m.grads_memory, m.num_params);
-            clip_grads(m.grads_memory, m.num_params, norm, c.grad_clip);
-            optimizer_step(&o, &m, &c, 1e-4);
+            optimizer_step(&o, &m, &c, 1e-4, clip_factor(norm, c.grad_clip));
         }
         printf("profile: %d steps done\n", reps);
         return 0;
@@ -177,8 +176,7 @@ int main(int argc, char **argv) {
         model_backward(&m, tok, B, grad_scale);
         double t1 = now_seconds();
         double norm = grad_norm(m.grads_memory, m.num_params);
-        clip_grads(m.grads_memory, m.num_params, norm, c.grad_clip);
-        optimizer_step(&o, &m, &c, 1e-4);
+        optimizer_step(&o, &m, &c, 1e-4, clip_factor(norm, c.grad_clip));
         double t2 = now_seconds();
         for (int l = 0; l < s.L; l++) {
             UsageCounts u = usage_view(usage, l, s.F);

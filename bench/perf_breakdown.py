@@ -39,7 +39,7 @@ OWN = [  # (function, part) for samples not in a GEMM
     ("relu_backward", "ReLU backward + fc bias grad"),
     ("matmul_forward", "bias add (linear fwd)"), ("matmul_backward", "bias grad (linear bwd)"),
     ("optimizer_step", "grad norm, clip, AdamW"), ("adamw_tensor", "grad norm, clip, AdamW"),
-    ("grad_norm", "grad norm, clip, AdamW"), ("clip_grads", "grad norm, clip, AdamW"),
+    ("grad_norm", "grad norm, clip, AdamW"), ("clip_factor", "grad norm, clip, AdamW"),
     ("residual_forward", "residual add, embedding"), ("encoder_forward", "residual add, embedding"),
     ("encoder_backward", "residual add, embedding"),
     ("model_zero_grad", "zeroing buffers (memset)"),

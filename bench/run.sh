@@ -54,7 +54,8 @@ if [ "${BENCH_KEEP:-0}" = 1 ]; then say "work folder kept: $WORK"
 else trap 'rm -rf "$WORK"' EXIT; fi
 
 # ---- build the benchmark programs (flags of the brief; -g for profiles) ----
-CFLAGS=(-Iinclude -O3 -march=native -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -g)
+CFLAGS=(-Iinclude -O3 -march=native -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -g
+        -fopenmp-simd -fno-math-errno)
 LIBS=("$BUILD/libreluscope.a" -lscalapack-openmpi -lnetcdf -lopenblas -lz -lm)
 mkdir -p "$BUILD/bench"
 for b in model metrics comm ncout spectrum sgemm; do

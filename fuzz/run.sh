@@ -51,7 +51,7 @@ max_len() {
 
 # ------------------------------------------------------------------ build
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-CFLAGS_F="-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Iinclude $(mpicc --showme:compile)"
+CFLAGS_F="-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -fopenmp-simd -Iinclude $(mpicc --showme:compile)"
 LIBS="$(mpicc --showme:link) -lscalapack-openmpi -lnetcdf -lopenblas -lz -lm"
 
 build() {

@@ -23,11 +23,14 @@ double lr_at(const Config *c, long step);
 /* L2 norm of the gradient buffer (accumulated in double). */
 double grad_norm(const float *g, size_t n);
 
-/* Scale so that the norm is at most max_norm (0 = off); returns the factor. */
-double clip_grads(float *g, size_t n, double norm, double max_norm);
+/* The factor that scales a gradient of this norm to at most max_norm
+ * (1 if max_norm is 0, i.e. clipping off, or the norm is already below). */
+float clip_factor(double norm, double max_norm);
 
-/* One update of every parameter. Weight decay applies to the 2-D
- * weight matrices only (param_is_matrix), decoupled (AdamW). */
-void optimizer_step(Optimizer *o, Model *m, const Config *c, double lr);
+/* One update of every parameter, with each gradient multiplied by gscale
+ * (the clip factor) as it is read; the gradient buffer is left unchanged.
+ * Weight decay applies to the 2-D weight matrices only (param_is_matrix),
+ * decoupled (AdamW). */
+void optimizer_step(Optimizer *o, Model *m, const Config *c, double lr, float gscale);
 
 #endif

@@ -1,9 +1,14 @@
 /* layers.c — forward/backward pairs of the transformer's layers.
- * Backward functions accumulate (+=) into gradients, never overwrite. */
+ * Backward functions accumulate (+=) into gradients, never overwrite.
+ * `#pragma omp simd` (with -fopenmp-simd: no threads) lets GCC vectorize the
+ * reductions of LayerNorm and the softmaxes, whose order it may not change
+ * on its own without -ffast-math; every rank runs the same code on the same
+ * rows, so results stay identical across rank counts. */
 #include "layers.h"
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+#include "vecmath.h"
 
 #define ATT_BLOCK 64   /* row block of the causal attention GEMMs */
 
@@ -35,11 +40,14 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
         float m = 0.0f;
+        #pragma omp simd reduction(+:m)
         for (int c = 0; c < C; c++) m += x[c];
         m /= C;
         float v = 0.0f;
+        #pragma omp simd reduction(+:v)
         for (int c = 0; c < C; c++) { float dx = x[c] - m; v += dx * dx; }
         float s = 1.0f / sqrtf(v / C + 1e-5f);
+        #pragma omp simd
         for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
         mean[n] = m;
         rstd[n] = s;
@@ -55,6 +63,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
         float m = mean[n], s = rstd[n];
         /* dxhat = dy * w; dx = s * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) */
         float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
+        #pragma omp simd reduction(+:sum_dxhat, sum_dxhat_xhat)
         for (int c = 0; c < C; c++) {
             float xhat = (x[c] - m) * s, dxhat = dy[c] * w[c];
             sum_dxhat += dxhat;
@@ -62,6 +71,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
         }
         sum_dxhat /= C;
         sum_dxhat_xhat /= C;
+        #pragma omp simd
         for (int c = 0; c < C; c++) {
             float xhat = (x[c] - m) * s;
             db[c] += dy[c];
@@ -99,10 +109,13 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
 /* Row i of a causal score matrix: softmax over columns 0..i, zeros after. */
 static void causal_softmax_row(float *row, int i, int T) {
     float mx = -INFINITY;
+    #pragma omp simd reduction(max:mx)
     for (int j = 0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
     float sum = 0.0f;
-    for (int j = 0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+    #pragma omp simd reduction(+:sum)
+    for (int j = 0; j <= i; j++) { row[j] = exp_softmax(row[j] - mx); sum += row[j]; }
     float inv = 1.0f / sum;
+    #pragma omp simd
     for (int j = 0; j <= i; j++) row[j] *= inv;
     for (int j = i + 1; j < T; j++) row[j] = 0.0f;
 }
@@ -143,6 +156,7 @@ static void attention_head_backward(float *dq, float *dk, float *dv, const float
         for (int i = i0; i < i1; i++) {   /* softmax backward, then the scale */
             const float *pr = p + (size_t)i * T;
             float *dr = dp + (size_t)i * T, dot = 0.0f;
+            #pragma omp simd reduction(+:dot)
             for (int j = 0; j <= i; j++) dot += pr[j] * dr[j];
             for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
             for (int j = i + 1; j < T; j++) dr[j] = 0.0f;
@@ -201,10 +215,13 @@ void crossentropy_forward(float *logits_to_probs, float *losses,
             float *row = logits_to_probs + n * V;
             int target = targets[(size_t)b * row_stride + t];
             float mx = -INFINITY, target_logit = row[target];
+            #pragma omp simd reduction(max:mx)
             for (int v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
             float sum = 0.0f;
-            for (int v = 0; v < V; v++) { row[v] = expf(row[v] - mx); sum += row[v]; }
+            #pragma omp simd reduction(+:sum)
+            for (int v = 0; v < V; v++) { row[v] = exp_softmax(row[v] - mx); sum += row[v]; }
             float inv = 1.0f / sum;
+            #pragma omp simd
             for (int v = 0; v < V; v++) row[v] *= inv;
             /* -log softmax from the logits: exact even where p underflows */
             losses[n] = logf(sum) - (target_logit - mx);

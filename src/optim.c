@@ -32,29 +32,32 @@ double lr_at(const Config *c, long step) {
 
 double grad_norm(const float *g, size_t n) {
     double sum = 0.0;
+    #pragma omp simd reduction(+:sum)
     for (size_t i = 0; i < n; i++) sum += (double)g[i] * g[i];
     return sqrt(sum);
 }
 
-double clip_grads(float *g, size_t n, double norm, double max_norm) {
-    if (max_norm <= 0.0 || !(norm > max_norm)) return 1.0;
-    float factor = (float)(max_norm / norm);
-    for (size_t i = 0; i < n; i++) g[i] *= factor;
-    return factor;
+float clip_factor(double norm, double max_norm) {
+    if (max_norm <= 0.0 || !(norm > max_norm)) return 1.0f;
+    return (float)(max_norm / norm);
 }
 
+/* One pass over the tensor: the clip factor is applied to each gradient as
+ * it is read (a separate clip pass would read and write them all again). */
 static void adamw_tensor(float *p, const float *g, float *m, float *v, size_t n,
-                         float lr, float b1, float b2, float eps, float wd,
+                         float gscale, float lr, float b1, float b2, float eps, float wd,
                          float bc1, float bc2) {
+    #pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        float gi = g[i] * gscale;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         float mhat = m[i] / bc1, vhat = v[i] / bc2;
         p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
     }
 }
 
-void optimizer_step(Optimizer *o, Model *m, const Config *c, double lr) {
+void optimizer_step(Optimizer *o, Model *m, const Config *c, double lr, float gscale) {
     o->t++;
     float *p = m->params_memory, *g = m->grads_memory;
     float bc1 = 1.0f - powf((float)c->beta1, (float)o->t);
@@ -64,10 +67,11 @@ void optimizer_step(Optimizer *o, Model *m, const Config *c, double lr) {
         size_t n = m->param_sizes[i];
         float wd = param_is_matrix(i) ? (float)c->weight_decay : 0.0f;
         if (o->kind == OPT_ADAMW) {
-            adamw_tensor(p + off, g + off, o->m + off, o->v + off, n, (float)lr,
+            adamw_tensor(p + off, g + off, o->m + off, o->v + off, n, gscale, (float)lr,
                          (float)c->beta1, (float)c->beta2, (float)c->eps, wd, bc1, bc2);
         } else {   /* plain SGD; weight decay (if any) decoupled as in AdamW */
-            for (size_t j = off; j < off + n; j++) p[j] -= (float)lr * (g[j] + wd * p[j]);
+            for (size_t j = off; j < off + n; j++)
+                p[j] -= (float)lr * (g[j] * gscale + wd * p[j]);
         }
         off += n;
     }

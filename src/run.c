@@ -172,8 +172,7 @@ static void step_compute(Run *r, int64_t step, int snapshot, StepRecord *rec) {
 static void step_update(Run *r, int64_t step, StepRecord *rec) {
     double t0 = now_seconds();
     double lr = lr_at(r->c, (long)step);
-    clip_grads(r->model.grads_memory, r->model.num_params, rec->grad_norm, r->c->grad_clip);
-    optimizer_step(&r->opt, &r->model, r->c, lr);
+    optimizer_step(&r->opt, &r->model, r->c, lr, clip_factor(rec->grad_norm, r->c->grad_clip));
     r->state.tokens_seen += (int64_t)r->c->batch_size * r->size.T;
     r->state.step = step + 1;
     rec->lr = lr;
