@@ -27,12 +27,14 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                      const float *inp, const float *w, int N, int IC, int OC);
 
-/* Causal multi-head attention. qkv[N][3C] (q | k | v, heads of C/NH
- * channels each); out[N][C]; att[B][NH][T][T] softmax probabilities
- * (upper triangle zero). Batched GEMMs over row blocks skip the masked part. */
-void attention_forward(float *out, float *att, const float *qkv,
+/* Causal multi-head attention (attention.c). qkv[N][3C] (q | k | v, heads
+ * of hs = C/NH channels each); out[N][C]; att[B][NH][T][T] softmax
+ * probabilities (upper triangle exact zeros). Only the causal part is
+ * computed. scratch: attention_scratch_floats(T, hs) floats. */
+size_t attention_scratch_floats(int T, int hs);
+void attention_forward(float *out, float *att, const float *qkv, float *scratch,
                        int B, int T, int C, int NH);
-/* dqkv += ...; scratch: T*T floats */
+/* dqkv += d(loss)/d(qkv) given dout = d(loss)/d(out) */
 void attention_backward(float *dqkv, const float *dout, const float *qkv,
                         const float *att, float *scratch, int B, int T, int C, int NH);
 

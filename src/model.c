@@ -54,10 +54,16 @@ static void point_acts(Activations *a, float *mem, const size_t *sizes) {
     for (int i = 0; i < NUM_ACT_TENSORS; i++) { *views[i] = mem; mem += sizes[i]; }
 }
 
-/* Backward scratch: dresidual[N][d], dbuf[N][d], dqkv[N][3d], dfch[N][F], datt[T][T]. */
+/* Scratch: dresidual[N][d] (the forward's projection outputs), dbuf[N][d],
+ * dqkv[N][3d], dfch[N][F], then the attention's own scratch. */
 static size_t scratch_floats(const ModelSize *c, int B) {
     size_t N = (size_t)B * c->T, d = c->d;
-    return N * d * 2 + N * 3 * d + N * (size_t)c->F + (size_t)c->T * c->T;
+    return N * d * 2 + N * 3 * d + N * (size_t)c->F + attention_scratch_floats(c->T, c->d / c->h);
+}
+
+static float *attention_scratch(Model *m) {
+    size_t N = (size_t)m->B * m->cfg.T, d = m->cfg.d;
+    return m->scratch + N * d * 2 + N * 3 * d + N * (size_t)m->cfg.F;
 }
 
 void build_model(Model *m, const ModelSize *cfg, int B) {
@@ -124,7 +130,7 @@ static void block_forward(Model *m, int l, const float *residual, int nb,
     layernorm_forward(ln1, a->ln1_mean + l * Nn, a->ln1_rstd + l * Nn, residual,
                       p->ln1w + l * d, p->ln1b + l * d, N, d);
     matmul_forward(qkv, ln1, p->qkvw + (size_t)l * d * 3 * d, p->qkvb + l * 3 * d, N, d, 3 * d);
-    attention_forward(atty, att, qkv, nb, T, d, c->h);
+    attention_forward(atty, att, qkv, attention_scratch(m), nb, T, d, c->h);
     matmul_forward(tmp, atty, p->attprojw + (size_t)l * d * d, p->attprojb + l * d, N, d, d);
     residual_forward(res2, residual, tmp, (size_t)N * d);
     layernorm_forward(ln2, a->ln2_mean + l * Nn, a->ln2_rstd + l * Nn, res2,
@@ -182,7 +188,6 @@ static void block_backward(Model *m, int l, const float *residual, int nb, float
     float *dbuf = m->scratch + (size_t)m->B * T * d;        /* [N][d] */
     float *dqkv = dbuf + (size_t)m->B * T * d;              /* [N][3d] */
     float *dfch = dqkv + (size_t)m->B * T * 3 * d;          /* [N][F] */
-    float *datt = dfch + (size_t)m->B * T * F;              /* [T][T] */
     float *fch = a->fch + l * NF;
 
     /* MLP: residual3 = residual2 + proj(relu(fc(ln2(residual2)))) */
@@ -201,7 +206,8 @@ static void block_backward(Model *m, int l, const float *residual, int nb, float
                     a->atty + l * ND, p->attprojw + (size_t)l * d * d, N, d, d);
     memset(dqkv, 0, Nd * 3 * sizeof(float));
     attention_backward(dqkv, dbuf, a->qkv + l * ND * 3,
-                       a->att + (size_t)l * m->B * c->h * T * T, datt, nb, T, d, c->h);
+                       a->att + (size_t)l * m->B * c->h * T * T, attention_scratch(m), nb, T,
+                       d, c->h);
     memset(dbuf, 0, Nd * sizeof(float));
     matmul_backward(dbuf, g->qkvw + (size_t)l * d * 3 * d, g->qkvb + l * 3 * d, dqkv,
                     a->ln1 + l * ND, p->qkvw + (size_t)l * d * 3 * d, N, d, 3 * d);
