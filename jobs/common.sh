@@ -44,9 +44,13 @@ rs_runs_dir() {
 }
 
 # --- threads per rank -----------------------------------------------------------
+# shellcheck source=scripts/blas-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/blas-env.sh"
 rs_threads() {
     local n=${SLURM_CPUS_PER_TASK:-1}
     export OPENBLAS_NUM_THREADS=$n OMP_NUM_THREADS=$n
+    # the right OpenBLAS kernels for this node's CPU (scripts/blas-env.sh)
+    if [ -x "${RS_BIN:-}" ]; then rs_blas_env "$RS_BIN"; fi
     # Slurm >= 22.05: srun inside a batch job no longer inherits --cpus-per-task.
     if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK; fi
 }
@@ -80,7 +84,9 @@ rs_launcher() {
             if [ "$(id -u)" -eq 0 ]; then
                 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
             fi
-            RS_LAUNCH_CMD=(mpirun -np "${SLURM_NTASKS:-1}")
+            # -x: mpirun passes these to ranks on other nodes too
+            RS_LAUNCH_CMD=(mpirun -np "${SLURM_NTASKS:-1}" -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS)
+            if [ -n "${OPENBLAS_CORETYPE:-}" ]; then RS_LAUNCH_CMD+=(-x OPENBLAS_CORETYPE); fi
             local t=${SLURM_CPUS_PER_TASK:-1}
             if [ "$t" -gt 1 ]; then RS_LAUNCH_CMD+=(--map-by "slot:PE=$t"); fi ;;
         none)

@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+# shellcheck source=scripts/blas-env.sh
+source scripts/blas-env.sh
+rs_blas_env bin/reluscope
 RANKS=${RANKS:-2}
 OUT=${OUT:-runs/demo}
 brown=$(bash scripts/fetch-brown.sh | tail -n 1)

@@ -1,6 +1,7 @@
 /* main.c — bin/reluscope: dispatch to the subcommands of cli.h. */
 #include <stdio.h>
 #include <string.h>
+#include "blas.h"
 #include "cli.h"
 #include "comm.h"
 
@@ -20,7 +21,7 @@ static void usage(FILE *fp) {
         "  eval --checkpoint F --tokens S [--json]   loss and usage of a checkpoint on a shard\n"
         "  prepare --out DIR [options] FILE...       text files -> token shards (+ BPE)\n"
         "  merge IN.nc ... -o OUT.nc                 combine the datasets of array tasks\n"
-        "  --version                                 print the version\n",
+        "  --version                                 print the version and the BLAS kernels\n",
         reluscope_version());
 }
 
@@ -29,7 +30,19 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "--version")) { printf("reluscope %s\n", reluscope_version()); return 0; }
+    if (!strcmp(argv[1], "--version")) {
+        const char *better = blas_better_coretype();
+        printf("reluscope %s\nOpenBLAS kernels: %s%s%s\n", reluscope_version(), blas_core_name(),
+               better ? ", older than this CPU supports: set OPENBLAS_CORETYPE=" : "",
+               better ? better : "");
+        return 0;
+    }
+    /* for scripts/blas-env.sh: the OPENBLAS_CORETYPE to set, or nothing */
+    if (!strcmp(argv[1], "--blas-coretype")) {
+        const char *better = blas_better_coretype();
+        if (better) printf("%s\n", better);
+        return 0;
+    }
     if (!strcmp(argv[1], "prepare")) return cmd_prepare(argc - 1, argv + 1);
     if (!strcmp(argv[1], "merge")) return cmd_merge(argc - 1, argv + 1);
     int (*cmd)(int, char **) = NULL;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "blas.h"
 #include "cli.h"
 #include "comm.h"
 #include "config.h"
@@ -62,6 +63,13 @@ int cmd_train(int argc, char **argv) {
     if (plan_or_report(&plan, &c, rank) != 0) return 1;
     if (rank == 0) {
         if (mkdir_p(c.out_dir) != 0) die("%s: cannot create the output folder", c.out_dir);
+        const char *better = blas_better_coretype();
+        /* on stdout with the startup report: stderr carries errors only */
+        if (better)
+            printf("# warning: OpenBLAS chose its %s kernels, older than this CPU supports "
+                   "(matmuls run several times slower): start the job with "
+                   "OPENBLAS_CORETYPE=%s in its environment (scripts/blas-env.sh does it)\n",
+                   blas_core_name(), better);
         printf("# reluscope train: effective config\n");
         config_print(&c, stdout);
         sweep_print(&plan, &c, stdout);

@@ -79,4 +79,23 @@ expect_rejected eval_tokens "key 'eval_tokens'" "size 't2'" -- "$C" eval_tokens=
 expect_rejected no_train_data "train_data=" -- "$C" train_data=
 expect_rejected missing_file "$WORK/none.conf" "cannot open" -- "$WORK/none.conf"
 
+# OpenBLAS kernels (src/blas.c, scripts/blas-env.sh): whatever this machine's
+# CPU, the advice must be one that OpenBLAS takes, after which there is none;
+# and a user's own OPENBLAS_CORETYPE is never second-guessed.
+better=$(env -u OPENBLAS_CORETYPE "$RS" --blas-coretype)
+if [ -n "$better" ]; then
+    v=$(env -u OPENBLAS_CORETYPE "$RS" --version)
+    grep -q "older than this CPU supports: set OPENBLAS_CORETYPE=$better" <<<"$v" ||
+        fail "--version does not give the advice --blas-coretype gives: $v"
+    v=$(OPENBLAS_CORETYPE=$better "$RS" --version)
+    grep -q "^OpenBLAS kernels: $better\$" <<<"$v" || fail "OPENBLAS_CORETYPE=$better not taken: $v"
+    [ -z "$(OPENBLAS_CORETYPE=$better "$RS" --blas-coretype)" ] || fail "advice after following it"
+    # rs_blas_env exports it
+    got=$(env -u OPENBLAS_CORETYPE bash -c "source '$ROOT/scripts/blas-env.sh'; rs_blas_env '$RS' 2>/dev/null; echo \$OPENBLAS_CORETYPE")
+    [ "$got" = "$better" ] || fail "rs_blas_env set OPENBLAS_CORETYPE='$got', expected '$better'"
+fi
+[ -z "$(OPENBLAS_CORETYPE=Prescott "$RS" --blas-coretype)" ] || fail "advice despite the user's OPENBLAS_CORETYPE"
+got=$(OPENBLAS_CORETYPE=Haswell bash -c "source '$ROOT/scripts/blas-env.sh'; rs_blas_env '$RS'; echo \$OPENBLAS_CORETYPE")
+[ "$got" = Haswell ] || fail "rs_blas_env overrode the user's OPENBLAS_CORETYPE"
+
 echo "t_config_cli: all checks passed"
