@@ -148,7 +148,7 @@ int main(int argc, char **argv) {
 
     double t_step[MAX_REPS], t_fwd_on[MAX_REPS], t_fwd_off[MAX_REPS], t_delta[MAX_REPS];
     double t_bwd[MAX_REPS], t_opt[MAX_REPS], t_sum[MAX_REPS], f_fc[MAX_REPS], f_sq[MAX_REPS];
-    double c_step[MAX_REPS], d_order[2][MAX_REPS];
+    double c_step[MAX_REPS], d_order[2][MAX_REPS], frac[MAX_REPS];
     int n_order[2] = {0, 0};
     LayerMetrics lm;
     /* repetition 0 is the warm-up (first touch of every buffer) */
@@ -190,6 +190,7 @@ int main(int argc, char **argv) {
         t_bwd[i] = t1 - t0; t_opt[i] = t2 - t1; t_sum[i] = t3 - t2;
         t_step[i] = fwd_on + (t3 - t0);
         f_fc[i] = f1; f_sq[i] = f2;
+        frac[i] = model_flops_per_token(&s) * tokens / t_step[i] / f1;
         c_step[i] = cpu_on + (c3 - c0);
         d_order[r % 2][n_order[r % 2]++] = cpu_on - cpu_off;
     }
@@ -215,6 +216,8 @@ int main(int argc, char **argv) {
            1e3 * step, 1e3 * median(t_fwd_on, reps), 1e3 * median(t_fwd_off, reps),
            1e3 * median(t_bwd, reps), 1e3 * median(t_opt, reps), 1e3 * summ, tokens / step,
            mflops / 1e9);
+    printf("# model FLOP/s over the sgemm FLOP/s measured just before, median over reps: %.1f%%\n",
+           100 * median(frac, reps));
     printf("# sgemm %dx%dx%d: %.2f GFLOP/s, 1024^3: %.2f GFLOP/s; counting %.3f ms; "
            "metrics %.2f%% of the step (%lld tokens counted per layer)\n",
            B * s.T, s.F, s.d, fc / 1e9, sq / 1e9, 1e3 * count, 100 * metrics_share,
@@ -222,10 +225,10 @@ int main(int argc, char **argv) {
     printf("RESULT tokens=%.0f step_s=%.6f fwd_on_s=%.6f fwd_off_s=%.6f bwd_s=%.6f opt_s=%.6f "
            "count_s=%.6f summ_s=%.6f sgemm_fc=%.6e sgemm_sq=%.6e model_flops_per_token=%.6e "
            "tok_s=%.1f model_flops=%.6e num_params=%zu usage_len=%zu cpu_step_s=%.6f "
-           "delta_spread_s=%.6f\n",
+           "delta_spread_s=%.6f frac_paired=%.4f\n",
            tokens, step, median(t_fwd_on, reps), median(t_fwd_off, reps), median(t_bwd, reps),
            median(t_opt, reps), count, summ, fc, sq, model_flops_per_token(&s), tokens / step,
-           mflops, m.num_params, nu, cpu, spread(t_delta, reps));
+           mflops, m.num_params, nu, cpu, spread(t_delta, reps), median(frac, reps));
     gemm_free(&gfc); gemm_free(&gsq);
     for (int l = 0; l < s.L; l++) free_death_tracker(&tr[l]);
     free(tr); free(tok); free(usage);

@@ -10,10 +10,13 @@
 #   metrics   bench/bench_metrics.c: the fused kernel's counting cost alone;
 #   torch     bench/torch_ref.py: the same model, batch and statistics in
 #             PyTorch, one thread, same OpenBLAS;
-#   train1/2  the real trainer, `mpirun -np 1|2 bin/reluscope train` (twice), on a
+#   train1/2  the real trainer, `mpirun -np 1|2 bin/reluscope train`, on a
 #             synthetic corpus of the size's vocabulary (tests/make_corpus.py),
 #             snapshots, evaluation and checkpoints off; tokens/s from the
 #             median `step_time` of OUT_DIR/dataset.nc (first step skipped);
+#   dp        build/bench/bench_dp at 2 ranks: 1-rank and 2-rank training
+#             steps alternating in one job; the median per-pair ratio is the
+#             2-rank speedup (this VM's speed drifts over tens of seconds);
 #   comm      build/bench/bench_comm at 2 ranks: the step's allreduces;
 #   scaling   build/bench/bench_sgemm: the fc GEMM of a 2-rank step alone and
 #             one copy per core at once: what the machine allows 2 ranks;
@@ -58,7 +61,7 @@ CFLAGS=(-Iinclude -O3 -march=native -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
         -fopenmp-simd -fno-math-errno)
 LIBS=("$BUILD/libreluscope.a" -lscalapack-openmpi -lnetcdf -lopenblas -lz -lm)
 mkdir -p "$BUILD/bench"
-for b in model metrics comm ncout spectrum sgemm; do
+for b in model metrics comm dp ncout spectrum sgemm; do
     mpicc "${CFLAGS[@]}" "bench/bench_$b.c" "${LIBS[@]}" -o "$BUILD/bench/bench_$b" \
         || die "cannot build bench/bench_$b.c"
 done
@@ -99,6 +102,9 @@ reps_of() {   # part size -> repetitions
         steps.M) [ "$q" = 1 ] && echo 4 || echo 7 ;;
         steps.P) echo 4 ;;
         comm.*) echo 7 ;;
+        dp.S) [ "$q" = 1 ] && echo 10 || echo 30 ;;
+        dp.M) [ "$q" = 1 ] && echo 3 || echo 8 ;;
+        dp.P) echo 3 ;;
         spectrum.P) echo 1 ;;
         spectrum.*) echo 3 ;;
     esac
@@ -221,13 +227,17 @@ for s in $SIZES; do
         run torch "$s" 900 "$PY" bench/torch_ref.py "${A[@]}" --reps "$(reps_of torch "$s")" \
             --warmup "$([ "$s" = S ] && echo 2 || echo 1)"
     fi
-    # the trainer pair, twice: table.py takes the median speedup from the pair
-    # whose worse half shared the machine with the least other work, and the
-    # fastest-step speedup over both
+    # the trainer pair; at S and M twice: table.py takes the median speedup from
+    # the pair whose worse half shared the machine with the least other work,
+    # and the fastest-step speedup over both
     run train1 "$s" 900 trainer "$s" 1
     run train2 "$s" 900 trainer "$s" 2
-    run train1.b "$s" 900 trainer "$s" 1
-    run train2.b "$s" 900 trainer "$s" 2
+    if [ "$s" != P ]; then
+        run train1.b "$s" 900 trainer "$s" 1
+        run train2.b "$s" 900 trainer "$s" 2
+    fi
+    # the verdict on 2 ranks: 1-rank and 2-rank steps alternating in one job
+    run dp "$s" 900 "${MPIRUN[@]}" -np 2 "$BUILD/bench/bench_dp" "${A[@]}" "$(reps_of dp "$s")"
     nparams=$(sed -n 's/.*num_params=\([0-9]*\).*/\1/p' "$WORK/$s.model.out")
     nusage=$(sed -n 's/.*usage_len=\([0-9]*\).*/\1/p' "$WORK/$s.model.out")
     if [ -n "$nparams" ] && [ -n "$nusage" ]; then

@@ -45,6 +45,9 @@ int  comm_group_any(Comm *c, int flag);
 /* Logical OR of a flag over the whole job (e.g. "a stop signal arrived"). */
 int  comm_world_any(int flag);
 void comm_world_barrier(void);
+/* The same, sleeping while it waits instead of spinning (Open MPI's blocking
+ * calls poll): a rank with nothing to do leaves its core idle. */
+void comm_world_barrier_idle(void);
 
 /* Records to job rank 0: non-blocking sends of byte buffers (copied). */
 void comm_send_to_writer(int tag, const void *buf, size_t bytes);
