@@ -27,10 +27,12 @@ import sys
 LINEAR = (("qkvw", "qkv projection"), ("attprojw", "attention out projection"),
           ("fcprojw", "MLP proj (F->d)"), ("fcw", "MLP fc (d->F)"))
 OWN = [  # (function, part) for samples not in a GEMM
-    ("causal_softmax_row", "attention softmax (fwd)"),
-    ("attention_forward", "attention softmax (fwd)"),
-    ("attention_head_backward", "attention softmax (bwd)"),
-    ("attention_backward", "attention softmax (bwd)"),
+    # attention.c: its softmaxes, then its own products (combine16) and packing
+    ("causal_softmax_backward", "attention softmax (bwd)"),
+    ("causal_softmax", "attention softmax (fwd)"),
+    ("head_forward", "attention products (fwd)"), ("attention_forward", "attention products (fwd)"),
+    ("head_backward", "attention products (bwd)"),
+    ("attention_backward", "attention products (bwd)"),
     ("layernorm_forward", "LayerNorm"), ("layernorm_backward", "LayerNorm"),
     ("crossentropy_forward", "cross-entropy (softmax over V)"),
     ("crossentropy_backward", "cross-entropy (softmax over V)"),
@@ -157,7 +159,9 @@ def main():
                  "GEMM MLP proj (F->d)": 3 * 2.0 * N * F * d * L,
                  "GEMM logits (tied wte)": 3 * 2.0 * N * d * V,
                  "GEMM attention QK^T, PV (fwd)": att,
-                 "GEMM attention QK^T, PV (bwd)": 2 * att}
+                 "GEMM attention QK^T, PV (bwd)": 2 * att,
+                 "attention products (fwd)": att,
+                 "attention products (bwd)": 2 * att}
         ms = lambda v: 1e3 * v / hz / steps  # noqa: E731
         print("%-44s %7s %9s %8s" % ("part of the step (%d samples)" % total, "share",
                                      "ms/step", "GFLOP/s"))

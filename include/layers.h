@@ -28,15 +28,16 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                      const float *inp, const float *w, int N, int IC, int OC);
 
 /* Causal multi-head attention (attention.c). qkv[N][3C] (q | k | v, heads
- * of hs = C/NH channels each); out[N][C]; att[B][NH][T][T] softmax
- * probabilities (upper triangle exact zeros). Only the causal part is
+ * of hs = C/NH channels each); out[N][C]; lse[B][NH][T]: per query row the
+ * log-sum-exp of its scaled scores, from which the backward recomputes the
+ * probabilities (no T × T matrix is stored). Only the causal part is
  * computed. scratch: attention_scratch_floats(T, hs) floats. */
 size_t attention_scratch_floats(int T, int hs);
-void attention_forward(float *out, float *att, const float *qkv, float *scratch,
+void attention_forward(float *out, float *lse, const float *qkv, float *scratch,
                        int B, int T, int C, int NH);
 /* dqkv += d(loss)/d(qkv) given dout = d(loss)/d(out) */
 void attention_backward(float *dqkv, const float *dout, const float *qkv,
-                        const float *att, float *scratch, int B, int T, int C, int NH);
+                        const float *lse, float *scratch, int B, int T, int C, int NH);
 
 /* dinp[N][C] = dout * (act > 0), in place allowed; dbias += Σ rows */
 void relu_backward(float *dinp, float *dbias, const float *dout, const float *act,

@@ -42,7 +42,7 @@ typedef struct {
     float *ln1_rstd;  /* [L][N] */
     float *qkv;       /* [L][N][3d] */
     float *atty;      /* [L][N][d] */
-    float *att;       /* [L][B][h][T][T] softmax probabilities */
+    float *att_lse;   /* [L][B][h][T] log-sum-exp of each query's scaled scores */
     float *residual2; /* [L][N][d] */
     float *ln2;       /* [L][N][d] */
     float *ln2_mean;  /* [L][N] */

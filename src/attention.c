@@ -1,26 +1,33 @@
 /* attention.c — causal multi-head attention, forward and backward.
  *
- * Why not cblas_sgemm here: per (sequence, head) the products are tiny
- * (head size 32-64 is the inner dimension of QKᵀ) and causal, so OpenBLAS
- * spends its time packing and in call overhead (36-53 GFLOP/s measured at
- * the benchmark sizes, against 100-145 for the model's big GEMMs). Every
- * product of attention has one shape instead: a block of up to 8 output rows
- * of 16 floats, each row a weighted sum of rows of 16 floats
+ * Two choices, both measured (docs/performance.md):
  *
- *     out[r][0..16) (+)= Σ_k w[r·wr + k·wk] · x[k·xs + 0..16)
+ * 1. No T × T probability matrix is kept. The forward keeps, per query row,
+ *    the log-sum-exp of its scaled scores; the backward recomputes a block of
+ *    probabilities from it. Storing P costs B·h·T² floats per layer (200 MB a
+ *    step at size M, 400 MB at P) written once and read twice: that memory
+ *    traffic, not arithmetic, was most of attention's time. Recomputing adds
+ *    one product of the six (+17% attention FLOPs) and runs from L1.
  *
- * which `combine16` computes with 8 vector accumulators in registers (one
- * load of x and 8 broadcast multiply-adds per k). QKᵀ, P·V, dY·Vᵀ, dS·K,
- * dSᵀ·Q and Pᵀ·dY are all this with different strides: K and V are first
- * transposed per head so that 16 keys are contiguous. Only the causal part
- * is computed (to the next multiple of 16 keys). Head sizes that are not a
- * multiple of 16 take the blocked-GEMM path at the end of the file.
+ * 2. Not cblas_sgemm: per (sequence, head) the products are tiny (head size
+ *    32-64 is the inner dimension of QKᵀ), and OpenBLAS spends its time
+ *    packing (36-53 GFLOP/s measured). Every product here has one shape: up
+ *    to 8 output rows of 16 floats, each a weighted sum of rows of 16 floats,
  *
- * Layouts: qkv[B][T][3C] (q | k | v; head h at channels h·hs of each),
- * out/dout[B][T][C], att[B][NH][T][T] softmax probabilities with exact zeros
- * above the diagonal. Backward accumulates into dqkv. */
+ *        out[r][0..16) (+)= Σ_k w[r·wr + k·wk] · x[k·xs + 0..16)
+ *
+ *    which `combine16` computes with 8 vector accumulators in registers (one
+ *    load of x and 8 broadcast multiply-adds per k). QKᵀ, P·V, dY·Vᵀ, dS·K,
+ *    dSᵀ·Q and Pᵀ·dY are all this with different strides. K and V are first
+ *    transposed or packed per head (rows 3C floats apart map onto a few L1
+ *    cache sets; packed rows do not), with the head size padded to a multiple
+ *    of 16 with zeros, so any head size works.
+ *
+ * Queries go in blocks of 16 rows against the keys up to the block's last row
+ * (the masked upper triangle is never computed). Layouts: qkv[B][T][3C]
+ * (q | k | v; head h at channels h·hs of each), out/dout[B][T][C],
+ * lse[B][NH][T]. The backward accumulates into dqkv. */
 #include "layers.h"
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 #include "vecmath.h"
@@ -29,23 +36,45 @@
  * array (unaligned moves, no strict-aliasing assumptions). */
 typedef float vf16 __attribute__((vector_size(64), aligned(4), may_alias));
 
-#define ROWS 8          /* output rows per combine16 block */
-#define ATT_BLOCK 64    /* row block of the GEMM path */
+#define ROWS 8     /* output rows of combine16 = its vector accumulators */
+#define QBLOCK 16  /* query rows per block: the k-range of the dK, dV products */
 
 static int round16(int n) { return (n + 15) & ~15; }
 
-/* Row stride of the transposed K / V: a multiple of 16 floats that is not a
- * multiple of 256 (1 KB), so walking down its rows does not map every row to
+/* Row stride of a transposed K / V: a multiple of 16 floats that is not a
+ * multiple of 256 (1 KB), so walking down its rows does not map them all to
  * the same few L1 sets. */
 static int transposed_stride(int T) { return round16(T) + 16; }
 
+/* The scratch of one (sequence, head); Head views it. */
+typedef struct {
+    int T, hs, hsp, Tp, ldt;   /* hsp: head size rounded up to 16 */
+    float *kt, *vt;            /* [hs][ldt] transposed K, V */
+    float *kh, *vh;            /* [T][hsp] packed K, V */
+    float *dkh, *dvh;          /* [T][hsp] dK, dV accumulators */
+    float *pb, *db;            /* [QBLOCK][Tp] probabilities, dP then dS */
+    float *qb, *dyb, *ob;      /* [QBLOCK][hsp] packed block rows: q, dy, output */
+} Head;
+
+/* Point h's views into mem (if not NULL); returns the floats they take. */
+static size_t head_layout(Head *h, float *mem, int T, int hs) {
+    h->T = T; h->hs = hs; h->hsp = round16(hs); h->Tp = round16(T);
+    h->ldt = transposed_stride(T);
+    size_t tr = (size_t)hs * h->ldt, pk = (size_t)T * h->hsp;
+    size_t bl = (size_t)QBLOCK * h->Tp, rw = (size_t)QBLOCK * h->hsp;
+    float **views[] = {&h->kt, &h->vt, &h->kh, &h->vh, &h->dkh, &h->dvh,
+                       &h->pb, &h->db, &h->qb, &h->dyb, &h->ob};
+    size_t sizes[] = {tr, tr, pk, pk, pk, pk, bl, bl, rw, rw, rw}, off = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        *views[i] = mem ? mem + off : NULL;
+        off += sizes[i];
+    }
+    return off;
+}
+
 size_t attention_scratch_floats(int T, int hs) {
-    size_t Tp = (size_t)round16(T), ldt = (size_t)transposed_stride(T), th = (size_t)T * hs;
-    size_t forward = (size_t)hs * ldt + th + ROWS * Tp;                /* kt, vh, s */
-    size_t backward = (size_t)hs * ldt + 3 * th + ROWS * Tp;           /* vt, kh, dkh, dvh, dp */
-    size_t gemm = (size_t)T * T;                                       /* dP of the GEMM path */
-    size_t n = forward > backward ? forward : backward;
-    return n > gemm ? n : gemm;
+    Head h;
+    return head_layout(&h, NULL, T, hs);
 }
 
 /* out[r][0..16) = (accumulate ? out : 0) + Σ_{k0<=k<k1} w[r·wr + k·wk]·x[k·xs + 0..16)
@@ -64,8 +93,8 @@ combine16(float *out, size_t os, const float *w, size_t wr, size_t wk,
     for (int r = 0; r < R; r++) *(vf16 *)(out + r * os) = acc[r];
 }
 
-/* combine16 over `rows` output rows, 8 at a time, every 16-float column
- * chunk of `width`: out[rows][width] (+)= W[rows][k] · X[k][width]. */
+/* out[rows][width] (+)= W[rows][k0..k1) · X[k0..k1)[width], width a multiple
+ * of 16: combine16 on 8 rows at a time, then the remaining rows one by one. */
 static void combine(float *out, size_t os, const float *w, size_t wr, size_t wk,
                     const float *x, size_t xs, int k0, int k1, int rows, int width,
                     int accumulate) {
@@ -80,189 +109,163 @@ static void combine(float *out, size_t os, const float *w, size_t wr, size_t wk,
     }
 }
 
-/* dst[c][j] = src[j·stride + c]: hs × T, rows ld apart, padded with zeros. */
-static void transpose_head(float *dst, size_t ld, const float *src, size_t stride, int T,
+/* dst[c][j] = src[j·stride + c] for c < hs, j < T; zeros up to ld. Row by
+ * row of src: walking down a column of src instead would touch one cache
+ * line per element, in the few L1 sets that rows 3C floats apart share. */
+static void transpose_rows(float *dst, size_t ld, const float *src, size_t stride, int T,
                            int hs) {
-    for (int c = 0; c < hs; c++) {
-        float *d = dst + (size_t)c * ld;
-        for (int j = 0; j < T; j++) d[j] = src[(size_t)j * stride + c];
-        for (size_t j = T; j < ld; j++) d[j] = 0.0f;
+    for (int j = 0; j < T; j++) {
+        const float *s = src + (size_t)j * stride;
+        for (int c = 0; c < hs; c++) dst[(size_t)c * ld + j] = s[c];
+    }
+    for (int c = 0; c < hs; c++)
+        for (size_t j = T; j < ld; j++) dst[(size_t)c * ld + j] = 0.0f;
+}
+
+/* dst[n][hsp] = src rows (stride apart), hs floats each, zero-padded. */
+static void pack_rows(float *dst, int hsp, const float *src, size_t stride, int n, int hs) {
+    for (int j = 0; j < n; j++) {
+        float *d = dst + (size_t)j * hsp;
+        memcpy(d, src + (size_t)j * stride, (size_t)hs * sizeof(float));
+        for (int c = hs; c < hsp; c++) d[c] = 0.0f;
     }
 }
 
-/* dst[T][hs] = the head's rows of src (rows `stride` apart), packed: rows
- * 3C floats apart share a few L1 sets, packed rows do not. */
-static void pack_head(float *dst, const float *src, size_t stride, int T, int hs) {
-    for (int j = 0; j < T; j++) memcpy(dst + (size_t)j * hs, src + (size_t)j * stride,
-                                       (size_t)hs * sizeof(float));
+/* dst rows (stride apart) (+)= the first hs floats of src[n][hsp] rows. */
+static void unpack_rows(float *dst, size_t stride, const float *src, int hsp, int n, int hs,
+                        int accumulate) {
+    for (int j = 0; j < n; j++) {
+        float *d = dst + (size_t)j * stride;
+        const float *s = src + (size_t)j * hsp;
+        if (accumulate) {
+            #pragma omp simd
+            for (int c = 0; c < hs; c++) d[c] += s[c];
+        } else {
+            memcpy(d, s, (size_t)hs * sizeof(float));
+        }
+    }
 }
 
-/* p[0..T) = softmax(scale · s[0..i]) on 0..i, zeros after. */
-static void causal_softmax(float *p, const float *s, float scale, int i, int T) {
+/* Row i of the block: p[0..i] = softmax(scale · s[0..i]) in place, zeros on
+ * i+1..width-1; returns log Σ_j exp(scale · s_j). */
+static float causal_softmax(float *p, float scale, int i, int width) {
     float mx = -INFINITY;
     #pragma omp simd reduction(max:mx)
-    for (int j = 0; j <= i; j++) mx = s[j] * scale > mx ? s[j] * scale : mx;
+    for (int j = 0; j <= i; j++) mx = p[j] * scale > mx ? p[j] * scale : mx;
     float sum = 0.0f;
     #pragma omp simd reduction(+:sum)
-    for (int j = 0; j <= i; j++) { p[j] = exp_softmax(s[j] * scale - mx); sum += p[j]; }
+    for (int j = 0; j <= i; j++) { p[j] = exp_softmax(p[j] * scale - mx); sum += p[j]; }
     float inv = 1.0f / sum;
     #pragma omp simd
     for (int j = 0; j <= i; j++) p[j] *= inv;
-    for (int j = i + 1; j < T; j++) p[j] = 0.0f;
+    for (int j = i + 1; j < width; j++) p[j] = 0.0f;
+    return mx + logf(sum);
 }
 
-/* ds[0..T) = scale · p ⊙ (dp − Σ p·dp) on 0..i, zeros after. */
-static void causal_softmax_backward(float *ds, const float *p, const float *dp,
-                                    float scale, int i, int T) {
+/* Row i of the block, from the forward's log-sum-exp: p[0..i] =
+ * exp(scale · s − lse) in place, zeros on i+1..width-1. */
+static void causal_probs(float *p, float scale, float lse, int i, int width) {
+    #pragma omp simd
+    for (int j = 0; j <= i; j++) p[j] = exp_softmax(p[j] * scale - lse);
+    for (int j = i + 1; j < width; j++) p[j] = 0.0f;
+}
+
+/* ds[0..i] = scale · p ⊙ (dp − Σ p·dp) in place over dp, zeros after. */
+static void causal_softmax_backward(float *ds, const float *p, float scale, int i, int width) {
     float dot = 0.0f;
     #pragma omp simd reduction(+:dot)
-    for (int j = 0; j <= i; j++) dot += p[j] * dp[j];
+    for (int j = 0; j <= i; j++) dot += p[j] * ds[j];
     #pragma omp simd
-    for (int j = 0; j <= i; j++) ds[j] = p[j] * (dp[j] - dot) * scale;
-    for (int j = i + 1; j < T; j++) ds[j] = 0.0f;
+    for (int j = 0; j <= i; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
+    for (int j = i + 1; j < width; j++) ds[j] = 0.0f;
 }
 
-/* One (sequence, head), head size a multiple of 16. */
-static void head_forward(float *y, float *p, const float *q, const float *k, const float *v,
-                         float *scratch, int T, int C, int hs) {
-    size_t C3 = 3 * (size_t)C, th = (size_t)T * hs;
-    int Tp = round16(T), ldt = transposed_stride(T);
-    float scale = 1.0f / sqrtf((float)hs);
-    float *kt = scratch;                          /* [hs][ldt] */
-    float *vh = kt + (size_t)hs * ldt;            /* [T][hs] */
-    float *s = vh + th;                           /* [ROWS][Tp] scores */
-    transpose_head(kt, ldt, k, C3, T, hs);
-    pack_head(vh, v, C3, T, hs);
-    for (int i0 = 0; i0 < T; i0 += ROWS) {
-        int rows = T - i0 < ROWS ? T - i0 : ROWS, keys = i0 + rows;
-        /* s[r][j] = q[i0+r] · k[j], j < keys (rounded up to 16) */
-        combine(s, Tp, q + i0 * C3, C3, 1, kt, ldt, 0, hs, rows, round16(keys), 0);
+/* Scores of query rows i0..i0+rows-1 against keys 0..keys-1 (rounded up to
+ * 16) into h->pb: pb[r][j] = q[i0+r] · k[j]. */
+static void block_scores(const Head *h, const float *q, size_t qs, int i0, int rows, int keys) {
+    combine(h->pb, h->Tp, q + (size_t)i0 * qs, qs, 1, h->kt, h->ldt, 0, h->hs, rows,
+            round16(keys), 0);
+}
+
+static void head_forward(Head *h, float *y, size_t ys, float *lse, const float *q,
+                         const float *k, const float *v, size_t qs) {
+    int T = h->T;
+    float scale = 1.0f / sqrtf((float)h->hs);
+    transpose_rows(h->kt, h->ldt, k, qs, T, h->hs);
+    pack_rows(h->vh, h->hsp, v, qs, T, h->hs);
+    for (int i0 = 0; i0 < T; i0 += QBLOCK) {
+        int rows = T - i0 < QBLOCK ? T - i0 : QBLOCK, keys = i0 + rows;
+        block_scores(h, q, qs, i0, rows, keys);
         for (int r = 0; r < rows; r++)
-            causal_softmax(p + (size_t)(i0 + r) * T, s + (size_t)r * Tp, scale, i0 + r, T);
-        /* y[i0+r] = Σ_{j<keys} p[i0+r][j] v[j] */
-        combine(y + i0 * (size_t)C, C, p + (size_t)i0 * T, T, 1, vh, hs, 0, keys, rows, hs, 0);
+            lse[i0 + r] = causal_softmax(h->pb + (size_t)r * h->Tp, scale, i0 + r, keys);
+        /* y[i0+r] = Σ_{j<keys} p[r][j] v[j] */
+        combine(h->ob, h->hsp, h->pb, h->Tp, 1, h->vh, h->hsp, 0, keys, rows, h->hsp, 0);
+        unpack_rows(y + (size_t)i0 * ys, ys, h->ob, h->hsp, rows, h->hs, 0);
     }
 }
 
-/* dst rows (stride apart) += src[T][hs] */
-static void add_head(float *dst, size_t stride, const float *src, int T, int hs) {
-    for (int j = 0; j < T; j++) {
-        float *d = dst + (size_t)j * stride;
-        const float *s = src + (size_t)j * hs;
-        #pragma omp simd
-        for (int c = 0; c < hs; c++) d[c] += s[c];
-    }
-}
-
-/* One (sequence, head), head size a multiple of 16: dq, dk, dv += …, in one
- * pass over blocks of 8 query rows: dq of the block gathers from the keys
- * before it; dk and dv of those keys receive from the block (into packed
- * accumulators, added to dqkv at the end). */
-static void head_backward(float *dq, float *dk, float *dv, const float *dy,
-                          const float *q, const float *k, const float *v, const float *p,
-                          float *scratch, int T, int C, int hs) {
-    size_t C3 = 3 * (size_t)C, th = (size_t)T * hs;
-    int Tp = round16(T), ldt = transposed_stride(T);
+/* One pass over blocks of QBLOCK query rows: recompute the block's P, then dQ of
+ * the block gathers from the keys before it, and dK, dV of those keys
+ * receive from the block (packed accumulators, added to dqkv at the end). */
+static void head_backward(Head *h, float *dq, float *dk, float *dv, const float *dy,
+                          size_t ys, const float *lse, const float *q, const float *k,
+                          const float *v, size_t qs) {
+    int T = h->T, hs = h->hs, hsp = h->hsp, Tp = h->Tp;
     float scale = 1.0f / sqrtf((float)hs);
-    float *vt = scratch;                          /* [hs][ldt] */
-    float *kh = vt + (size_t)hs * ldt;            /* [T][hs] */
-    float *dkh = kh + th, *dvh = dkh + th;        /* [T][hs] each */
-    float *ds = dvh + th;                         /* [ROWS][Tp]: dP, then dS in place */
-    transpose_head(vt, ldt, v, C3, T, hs);
-    pack_head(kh, k, C3, T, hs);
-    memset(dkh, 0, 2 * th * sizeof(float));
-    for (int i0 = 0; i0 < T; i0 += ROWS) {
-        int rows = T - i0 < ROWS ? T - i0 : ROWS, keys = i0 + rows;
-        /* dP[r][j] = dy[i0+r] · v[j]; then dS = scale · P ⊙ (dP − Σ P·dP) */
-        combine(ds, Tp, dy + i0 * (size_t)C, C, 1, vt, ldt, 0, hs, rows, round16(keys), 0);
+    transpose_rows(h->kt, h->ldt, k, qs, T, hs);
+    transpose_rows(h->vt, h->ldt, v, qs, T, hs);
+    pack_rows(h->kh, hsp, k, qs, T, hs);
+    memset(h->dkh, 0, 2 * (size_t)T * hsp * sizeof(float));   /* dkh, dvh */
+    for (int i0 = 0; i0 < T; i0 += QBLOCK) {
+        int rows = T - i0 < QBLOCK ? T - i0 : QBLOCK, keys = i0 + rows;
+        block_scores(h, q, qs, i0, rows, keys);
         for (int r = 0; r < rows; r++)
-            causal_softmax_backward(ds + (size_t)r * Tp, p + (size_t)(i0 + r) * T,
-                                    ds + (size_t)r * Tp, scale, i0 + r, keys);
+            causal_probs(h->pb + (size_t)r * Tp, scale, lse[i0 + r], i0 + r, keys);
+        pack_rows(h->qb, hsp, q + (size_t)i0 * qs, qs, rows, hs);
+        pack_rows(h->dyb, hsp, dy + (size_t)i0 * ys, ys, rows, hs);
+        /* dP[r][j] = dy[i0+r] · v[j], then dS in place */
+        combine(h->db, Tp, h->dyb, hsp, 1, h->vt, h->ldt, 0, hs, rows, round16(keys), 0);
+        for (int r = 0; r < rows; r++)
+            causal_softmax_backward(h->db + (size_t)r * Tp, h->pb + (size_t)r * Tp, scale,
+                                    i0 + r, keys);
         /* dq[i0+r] += Σ_j dS[r][j] k[j] */
-        combine(dq + i0 * C3, C3, ds, Tp, 1, kh, hs, 0, keys, rows, hs, 1);
-        /* dk[j] += Σ_r dS[r][j] q[i0+r];  dv[j] += Σ_r P[i0+r][j] dy[i0+r]  (j < keys) */
-        combine(dkh, hs, ds, 1, Tp, q + i0 * C3, C3, 0, rows, keys, hs, 1);
-        combine(dvh, hs, p + (size_t)i0 * T, 1, T, dy + i0 * (size_t)C, C, 0, rows, keys, hs, 1);
+        combine(h->ob, hsp, h->db, Tp, 1, h->kh, hsp, 0, keys, rows, hsp, 0);
+        unpack_rows(dq + (size_t)i0 * qs, qs, h->ob, hsp, rows, hs, 1);
+        /* dk[j] += Σ_r dS[r][j] q[i0+r];  dv[j] += Σ_r P[r][j] dy[i0+r]  (j < keys;
+         * entries above the diagonal are exact zeros) */
+        combine(h->dkh, hsp, h->db, 1, Tp, h->qb, hsp, 0, rows, keys, hsp, 1);
+        combine(h->dvh, hsp, h->pb, 1, Tp, h->dyb, hsp, 0, rows, keys, hsp, 1);
     }
-    add_head(dk, C3, dkh, T, hs);
-    add_head(dv, C3, dvh, T, hs);
+    unpack_rows(dk, qs, h->dkh, hsp, T, hs, 1);
+    unpack_rows(dv, qs, h->dvh, hsp, T, hs, 1);
 }
 
-/* ---- head sizes not a multiple of 16: batched GEMMs over causal row blocks ---- */
-
-static void head_forward_gemm(float *y, float *p, const float *q, const float *k,
-                              const float *v, int T, int C, int hs) {
-    int C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-        /* rows i0..i1-1 attend to columns 0..i1-1 only */
-        int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T, rows = i1 - i0;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, i1, hs, 1.0f,
-                    q + (size_t)i0 * C3, C3, k, C3, 0.0f, p + (size_t)i0 * T, T);
-        for (int i = i0; i < i1; i++)
-            causal_softmax(p + (size_t)i * T, p + (size_t)i * T, scale, i, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, i1, 1.0f,
-                    p + (size_t)i0 * T, T, v, C3, 0.0f, y + (size_t)i0 * C, C);
-    }
-}
-
-static void head_backward_gemm(float *dq, float *dk, float *dv, const float *dy,
-                               const float *q, const float *k, const float *v,
-                               const float *p, float *dp, int T, int C, int hs) {
-    int C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-        int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T, rows = i1 - i0;
-        /* dP = dY · Vᵀ on rows i0..i1, columns 0..i1; then dS in place */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, i1, hs, 1.0f,
-                    dy + (size_t)i0 * C, C, v, C3, 0.0f, dp + (size_t)i0 * T, T);
-        for (int i = i0; i < i1; i++)
-            causal_softmax_backward(dp + (size_t)i * T, p + (size_t)i * T,
-                                    dp + (size_t)i * T, scale, i, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, i1, 1.0f,
-                    dp + (size_t)i0 * T, T, k, C3, 1.0f, dq + (size_t)i0 * C3, C3);
-    }
-    for (int j0 = 0; j0 < T; j0 += ATT_BLOCK) {
-        /* columns j0..j1 receive from rows j0..T only (causal) */
-        int j1 = j0 + ATT_BLOCK < T ? j0 + ATT_BLOCK : T, cols = j1 - j0, rows = T - j0;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, hs, rows, 1.0f,
-                    dp + (size_t)j0 * T + j0, T, q + (size_t)j0 * C3, C3, 1.0f,
-                    dk + (size_t)j0 * C3, C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, hs, rows, 1.0f,
-                    p + (size_t)j0 * T + j0, T, dy + (size_t)j0 * C, C, 1.0f,
-                    dv + (size_t)j0 * C3, C3);
-    }
-}
-
-void attention_forward(float *out, float *att, const float *qkv, float *scratch,
+void attention_forward(float *out, float *lse, const float *qkv, float *scratch,
                        int B, int T, int C, int NH) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
+    Head h;
+    head_layout(&h, scratch, T, hs);
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hs;
-            float *y = out + (size_t)b * T * C + (size_t)h * hs;
-            float *p = att + ((size_t)b * NH + h) * T * T;
-            if (hs % 16 == 0) head_forward(y, p, q, q + C, q + 2 * C, scratch, T, C, hs);
-            else head_forward_gemm(y, p, q, q + C, q + 2 * C, T, C, hs);
+        for (int n = 0; n < NH; n++) {
+            const float *q = qkv + (size_t)b * T * C3 + (size_t)n * hs;
+            head_forward(&h, out + (size_t)b * T * C + (size_t)n * hs, C,
+                         lse + ((size_t)b * NH + n) * T, q, q + C, q + 2 * C, C3);
         }
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv,
-                        const float *att, float *scratch, int B, int T, int C, int NH) {
+                        const float *lse, float *scratch, int B, int T, int C, int NH) {
     int hs = C / NH;
     size_t C3 = 3 * (size_t)C;
+    Head h;
+    head_layout(&h, scratch, T, hs);
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            size_t qoff = (size_t)b * T * C3 + (size_t)h * hs;
-            float *dq = dqkv + qoff;
-            const float *q = qkv + qoff, *dy = dout + (size_t)b * T * C + (size_t)h * hs;
-            const float *p = att + ((size_t)b * NH + h) * T * T;
-            if (hs % 16 == 0)
-                head_backward(dq, dq + C, dq + 2 * C, dy, q, q + C, q + 2 * C, p, scratch,
-                              T, C, hs);
-            else
-                head_backward_gemm(dq, dq + C, dq + 2 * C, dy, q, q + C, q + 2 * C, p,
-                                   scratch, T, C, hs);
+        for (int n = 0; n < NH; n++) {
+            size_t off = (size_t)b * T * C3 + (size_t)n * hs;
+            float *dq = dqkv + off;
+            const float *q = qkv + off;
+            head_backward(&h, dq, dq + C, dq + 2 * C, dout + (size_t)b * T * C + (size_t)n * hs,
+                          C, lse + ((size_t)b * NH + n) * T, q, q + C, q + 2 * C, C3);
         }
 }

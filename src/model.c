@@ -39,7 +39,7 @@ static size_t act_sizes(size_t *s, const ModelSize *c, int B) {
     size_t L = c->L, d = c->d, F = c->F, N = (size_t)B * c->T;
     size_t sizes[NUM_ACT_TENSORS] = {
         N * d, L * N * d, L * N, L * N, L * N * 3 * d, L * N * d,
-        L * B * c->h * (size_t)c->T * c->T, L * N * d, L * N * d, L * N, L * N,
+        L * B * c->h * (size_t)c->T, L * N * d, L * N * d, L * N, L * N,
         L * N * F, L * N * d, N * d, N, N, N * (size_t)c->V, N};
     size_t total = 0;
     for (int i = 0; i < NUM_ACT_TENSORS; i++) { s[i] = sizes[i]; total += sizes[i]; }
@@ -48,7 +48,7 @@ static size_t act_sizes(size_t *s, const ModelSize *c, int B) {
 
 static void point_acts(Activations *a, float *mem, const size_t *sizes) {
     float **views[NUM_ACT_TENSORS] = {
-        &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att,
+        &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att_lse,
         &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->residual3,
         &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->losses};
     for (int i = 0; i < NUM_ACT_TENSORS; i++) { *views[i] = mem; mem += sizes[i]; }
@@ -124,13 +124,13 @@ static void block_forward(Model *m, int l, const float *residual, int nb,
     float *ln1 = a->ln1 + l * ND, *qkv = a->qkv + l * ND * 3, *atty = a->atty + l * ND;
     float *res2 = a->residual2 + l * ND, *ln2 = a->ln2 + l * ND;
     float *fch = a->fch + l * NF, *res3 = a->residual3 + l * ND;
-    float *att = a->att + (size_t)l * m->B * c->h * T * T;
+    float *att_lse = a->att_lse + (size_t)l * m->B * c->h * T;
     float *tmp = m->scratch;   /* [N][d] projection outputs before the residual add */
 
     layernorm_forward(ln1, a->ln1_mean + l * Nn, a->ln1_rstd + l * Nn, residual,
                       p->ln1w + l * d, p->ln1b + l * d, N, d);
     matmul_forward(qkv, ln1, p->qkvw + (size_t)l * d * 3 * d, p->qkvb + l * 3 * d, N, d, 3 * d);
-    attention_forward(atty, att, qkv, attention_scratch(m), nb, T, d, c->h);
+    attention_forward(atty, att_lse, qkv, attention_scratch(m), nb, T, d, c->h);
     matmul_forward(tmp, atty, p->attprojw + (size_t)l * d * d, p->attprojb + l * d, N, d, d);
     residual_forward(res2, residual, tmp, (size_t)N * d);
     layernorm_forward(ln2, a->ln2_mean + l * Nn, a->ln2_rstd + l * Nn, res2,
@@ -206,7 +206,7 @@ static void block_backward(Model *m, int l, const float *residual, int nb, float
                     a->atty + l * ND, p->attprojw + (size_t)l * d * d, N, d, d);
     memset(dqkv, 0, Nd * 3 * sizeof(float));
     attention_backward(dqkv, dbuf, a->qkv + l * ND * 3,
-                       a->att + (size_t)l * m->B * c->h * T * T, attention_scratch(m), nb, T,
+                       a->att_lse + (size_t)l * m->B * c->h * T, attention_scratch(m), nb, T,
                        d, c->h);
     memset(dbuf, 0, Nd * sizeof(float));
     matmul_backward(dbuf, g->qkvw + (size_t)l * d * 3 * d, g->qkvb + l * 3 * d, dqkv,

@@ -1,9 +1,9 @@
 /* test_layers.c — the layers' forward values and the attention's gradients
  * against naive double-precision implementations of SPEC §2, at the shapes
- * the kernels special-case: head sizes that take the vector path (16, 32,
- * 64) and the GEMM path (4, 24), sequence lengths that are not multiples of
- * the 8-row and 16-key blocks. (test_gradcheck checks the backward passes
- * against finite differences of these forwards.) */
+ * the attention kernels special-case: head sizes that are multiples of 16
+ * (16, 32, 64) and that are padded to one (4, 24), sequence lengths that are
+ * not multiples of the 8-row and 16-key blocks, one token. (test_gradcheck
+ * checks the backward passes against finite differences of these forwards.) */
 #include <stdlib.h>
 #include <string.h>
 #include "check.h"
@@ -29,10 +29,11 @@ static double worst_rel(const float *got, const double *want, size_t n, double a
 typedef struct { int B, T, C, NH; } Shape;
 
 static void ref_attention(const Shape *s, const float *qkv, const float *dout,
-                          double *out, double *att, double *dqkv) {
+                          double *out, double *lse, double *dqkv) {
     int T = s->T, C = s->C, hs = C / s->NH, C3 = 3 * C;
     double scale = 1.0 / sqrt((double)hs);
     double *p = malloc(sizeof(double) * T), *dp = malloc(sizeof(double) * T);
+    double *arow = malloc(sizeof(double) * T);
     memset(dqkv, 0, sizeof(double) * s->B * T * C3);
     for (int b = 0; b < s->B; b++)
         for (int h = 0; h < s->NH; h++) {
@@ -48,8 +49,8 @@ static void ref_attention(const Shape *s, const float *qkv, const float *dout,
                     if (p[j] > mx) mx = p[j];
                 }
                 for (int j = 0; j <= i; j++) { p[j] = exp(p[j] - mx); sum += p[j]; }
-                double *arow = att + (((size_t)b * s->NH + h) * T + i) * T;
-                for (int j = 0; j < T; j++) arow[j] = j <= i ? p[j] / sum : 0.0;
+                lse[((size_t)b * s->NH + h) * T + i] = mx + log(sum);
+                for (int j = 0; j <= i; j++) arow[j] = p[j] / sum;
                 const float *dy = dout + ((size_t)b * T + i) * C + h * hs;
                 double *o = out + ((size_t)b * T + i) * C + h * hs, pdp = 0.0;
                 for (int c = 0; c < hs; c++) o[c] = 0.0;
@@ -74,12 +75,13 @@ static void ref_attention(const Shape *s, const float *qkv, const float *dout,
         }
     free(p);
     free(dp);
+    free(arow);
 }
 
 static void test_attention_shape(Shape s) {
     int hs = s.C / s.NH;
     size_t nq = (size_t)s.B * s.T * 3 * s.C, no = (size_t)s.B * s.T * s.C;
-    size_t na = (size_t)s.B * s.NH * s.T * s.T;
+    size_t na = (size_t)s.B * s.NH * s.T;   /* log-sum-exp per query row */
     float *qkv = malloc(nq * 4), *dout = malloc(no * 4), *out = malloc(no * 4);
     float *att = malloc(na * 4), *dqkv = malloc(nq * 4);
     float *scratch = malloc(attention_scratch_floats(s.T, hs) * 4);
@@ -92,18 +94,13 @@ static void test_attention_shape(Shape s) {
     for (size_t i = 0; i < nq; i++) dqkv[i] -= 0.5f;
     ref_attention(&s, qkv, dout, rout, ratt, rdqkv);
     char what[96];
-    snprintf(what, sizeof what, "B=%d T=%d C=%d NH=%d (hs %d, %s path)", s.B, s.T, s.C, s.NH,
-             hs, hs % 16 ? "GEMM" : "vector");
-    double eo = worst_rel(out, rout, no, 1e-3), ea = worst_rel(att, ratt, na, 1e-6);
+    snprintf(what, sizeof what, "B=%d T=%d C=%d NH=%d (hs %d%s)", s.B, s.T, s.C, s.NH,
+             hs, hs % 16 ? ", padded" : "");
+    double eo = worst_rel(out, rout, no, 1e-3), ea = worst_rel(att, ratt, na, 1e-3);
     double eg = worst_rel(dqkv, rdqkv, nq, 1e-3);
     CHECK(eo < 1e-4, "attention out %s: relative error %.3g", what, eo);
-    CHECK(ea < 1e-4, "attention probabilities %s: relative error %.3g", what, ea);
+    CHECK(ea < 1e-5, "attention log-sum-exp %s: relative error %.3g", what, ea);
     CHECK(eg < 1e-3, "attention dqkv %s: relative error %.3g", what, eg);
-    int upper = 0;
-    for (int bh = 0; bh < s.B * s.NH; bh++)
-        for (int i = 0; i < s.T; i++)
-            for (int j = i + 1; j < s.T; j++) upper += att[((size_t)bh * s.T + i) * s.T + j] != 0.0f;
-    CHECK(upper == 0, "attention %s: %d masked probabilities are not exact zeros", what, upper);
     free(qkv); free(dout); free(out); free(att); free(dqkv); free(scratch);
     free(rout); free(ratt); free(rdqkv);
 }
@@ -163,8 +160,9 @@ int main(void) {
     test_attention_shape((Shape){1, 130, 128, 2});  /* hs 64, T past 8·16 */
     test_attention_shape((Shape){2, 8, 64, 1});     /* one row block */
     test_attention_shape((Shape){1, 1, 32, 2});     /* one token */
-    test_attention_shape((Shape){2, 70, 8, 2});     /* hs 4: GEMM path */
-    test_attention_shape((Shape){1, 130, 48, 2});   /* hs 24: GEMM path, 3 row blocks */
+    test_attention_shape((Shape){2, 70, 8, 2});     /* hs 4, padded to 16 */
+    test_attention_shape((Shape){1, 130, 48, 2});   /* hs 24, padded to 32 */
+    test_attention_shape((Shape){3, 19, 80, 5});    /* hs 16, 5 heads, T = 16 + 3 */
     test_layernorm_values();
     test_crossentropy_values();
     return test_done("layers");
