@@ -16,8 +16,8 @@
  *
  *        out[r][0..16) (+)= Σ_k w[r·wr + k·wk] · x[k·xs + 0..16)
  *
- *    which `combine16` computes with 8 vector accumulators in registers (one
- *    load of x and 8 broadcast multiply-adds per k). QKᵀ, P·V, dY·Vᵀ, dS·K,
+ *    which `combine_rows` computes with 8 rows × 32 floats of accumulators in
+ *    registers (two loads of x and 8 broadcasts, 16 multiply-adds per k). QKᵀ, P·V, dY·Vᵀ, dS·K,
  *    dSᵀ·Q and Pᵀ·dY are all this with different strides. K and V are first
  *    transposed or packed per head (rows 3C floats apart map onto a few L1
  *    cache sets; packed rows do not), with the head size padded to a multiple
@@ -36,7 +36,7 @@
  * array (unaligned moves, no strict-aliasing assumptions). */
 typedef float vf16 __attribute__((vector_size(64), aligned(4), may_alias));
 
-#define ROWS 8     /* output rows of combine16 = its vector accumulators */
+#define ROWS 8     /* output rows of combine_rows */
 #define QBLOCK 16  /* query rows per block: the k-range of the dK, dV products */
 
 static int round16(int n) { return (n + 15) & ~15; }
@@ -77,35 +77,53 @@ size_t attention_scratch_floats(int T, int hs) {
     return head_layout(&h, NULL, T, hs);
 }
 
-/* out[r][0..16) = (accumulate ? out : 0) + Σ_{k0<=k<k1} w[r·wr + k·wk]·x[k·xs + 0..16)
- * for r < R. Inlined with R a constant, the accumulators live in registers. */
+/* out[r][0..16·NV) = (accumulate ? out : 0) + Σ_{k0<=k<k1} w[r·wr + k·wk]·x[k·xs + 0..16·NV)
+ * for r < R, NV = 1 or 2 vectors of 16. Inlined with R and NV constants, the
+ * R·NV accumulators live in registers; NV = 2 uses each broadcast weight
+ * twice (measured 1.3x faster than NV = 1 on hot data). */
 static inline __attribute__((always_inline)) void
-combine16(float *out, size_t os, const float *w, size_t wr, size_t wk,
-          const float *x, size_t xs, int k0, int k1, int R, int accumulate) {
-    vf16 acc[ROWS];
+combine_rows(float *out, size_t os, const float *w, size_t wr, size_t wk, const float *x,
+             size_t xs, int k0, int k1, int R, int NV, int accumulate) {
+    vf16 acc[ROWS][2];
     for (int r = 0; r < R; r++)
-        acc[r] = accumulate ? *(const vf16 *)(out + r * os) : (vf16){0};
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = accumulate ? *(const vf16 *)(out + r * os + 16 * v) : (vf16){0};
     for (int k = k0; k < k1; k++) {
-        vf16 xv = *(const vf16 *)(x + (size_t)k * xs);
+        vf16 xv[2];
+        for (int v = 0; v < NV; v++) xv[v] = *(const vf16 *)(x + (size_t)k * xs + 16 * v);
         const float *wrow = w + (size_t)k * wk;
-        for (int r = 0; r < R; r++) acc[r] += wrow[r * wr] * xv;
+        for (int r = 0; r < R; r++) {
+            float wt = wrow[r * wr];
+            for (int v = 0; v < NV; v++) acc[r][v] += wt * xv[v];
+        }
     }
-    for (int r = 0; r < R; r++) *(vf16 *)(out + r * os) = acc[r];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) *(vf16 *)(out + r * os + 16 * v) = acc[r][v];
 }
 
 /* out[rows][width] (+)= W[rows][k0..k1) · X[k0..k1)[width], width a multiple
- * of 16: combine16 on 8 rows at a time, then the remaining rows one by one. */
+ * of 16: 32 columns at a time (then 16), 8 rows at a time (then one by one). */
 static void combine(float *out, size_t os, const float *w, size_t wr, size_t wk,
                     const float *x, size_t xs, int k0, int k1, int rows, int width,
                     int accumulate) {
-    for (int c = 0; c < width; c += 16) {
+    int c = 0;
+    for (; c + 32 <= width; c += 32) {
         int r = 0;
         for (; r + ROWS <= rows; r += ROWS)
-            combine16(out + r * os + c, os, w + r * wr, wr, wk, x + c, xs, k0, k1, ROWS,
-                      accumulate);
+            combine_rows(out + r * os + c, os, w + r * wr, wr, wk, x + c, xs, k0, k1, ROWS, 2,
+                         accumulate);
         for (; r < rows; r++)
-            combine16(out + r * os + c, os, w + r * wr, wr, wk, x + c, xs, k0, k1, 1,
-                      accumulate);
+            combine_rows(out + r * os + c, os, w + r * wr, wr, wk, x + c, xs, k0, k1, 1, 2,
+                         accumulate);
+    }
+    if (c < width) {   /* the last 16 columns */
+        int r = 0;
+        for (; r + ROWS <= rows; r += ROWS)
+            combine_rows(out + r * os + c, os, w + r * wr, wr, wk, x + c, xs, k0, k1, ROWS, 1,
+                         accumulate);
+        for (; r < rows; r++)
+            combine_rows(out + r * os + c, os, w + r * wr, wr, wk, x + c, xs, k0, k1, 1, 1,
+                         accumulate);
     }
 }
 
