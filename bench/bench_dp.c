@@ -1,7 +1,9 @@
 /* bench_dp.c — the 2-rank speedup of a data-parallel training step, measured
  * in pairs: under `mpirun -np 2`, rounds alternate
- *   1 rank:  rank 0 trains a step on the whole batch B while rank 1 sleeps
- *            (comm_world_barrier_idle: its core idle, as with one rank);
+ *   1 rank:  one rank trains a step on the whole batch B while the other
+ *            sleeps (comm_world_barrier_idle: its core idle, as with one
+ *            rank); rank 0 in even rounds, rank 1 in odd ones, so that a
+ *            core slower than the other for a while weighs on both sides;
  *   2 ranks: each rank trains on its B/2 sequences, then the step's
  *            collectives of run.c (gradient allreduce, metric allreduce, loss
  *            allgather) and the replicated norm + AdamW update.
@@ -106,12 +108,14 @@ int main(int argc, char **argv) {
     comm_split(&alone, rank, 0);   /* each rank by itself */
     comm_split(&pair, 0, rank);    /* both */
     double t1[MAX_ROUNDS], t2[MAX_ROUNDS], ratio[MAX_ROUNDS];
-    for (int r = -1; r < rounds; r++) {   /* r = -1: warm-up of both kinds */
+    for (int r = -2; r < rounds; r++) {   /* r < 0: warm-up, each rank solo once */
+        int solo = (r + 2) % 2;   /* the rank that trains alone this round */
         comm_world_barrier_idle();
         double t0 = now_seconds();
-        if (rank == 0) train_step(&b, &alone, 0, b.B);
-        double a = now_seconds() - t0;
+        if (rank == solo) train_step(&b, &alone, 0, b.B);
+        double a = rank == solo ? now_seconds() - t0 : 0.0;
         comm_world_barrier_idle();
+        comm_allreduce_sum_f64(&pair, &a, 1);   /* the solo rank's time, on both */
         t0 = now_seconds();
         train_step(&b, &pair, rank * (b.B / 2), b.B / 2);
         double p = now_seconds() - t0;

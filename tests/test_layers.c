@@ -122,7 +122,10 @@ static void test_layernorm_values(void) {
         for (int c = 0; c < C; c++) want[n * C + c] = (x[n * C + c] - m) * s * w[c] + b[c];
     }
     double e = worst_rel(out, want, N * C, 1e-3);
-    CHECK(e < 1e-4, "layernorm forward: relative error %.3g", e);
+    /* float32 sums: the offset row's mean (values ~50) is off by up to ~C/2
+     * ulps of the sum, ~1e-4 of its standard deviation, in a sequential sum
+     * (-O1 builds); the vectorized one is ~10x tighter */
+    CHECK(e < 5e-4, "layernorm forward: relative error %.3g", e);
 }
 
 static void test_crossentropy_values(void) {
