@@ -1,5 +1,7 @@
 /* layers.h — the transformer's layers, each a forward/backward pair
- * (llm.c habit). Backward functions ACCUMULATE into their gradient outputs.
+ * (llm.c habit). Backward functions ACCUMULATE into parameter gradients;
+ * the input gradients of matmul and attention are overwritten (no zeroing
+ * pass over [N][C] buffers first).
  * Shapes: N = B*T tokens, C channels; weights are [in][out]. Every matmul
  * goes through cblas_sgemm (single-threaded per rank). */
 #ifndef RELUSCOPE_LAYERS_H
@@ -23,7 +25,8 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 /* out[N][OC] = inp[N][IC] · w[IC][OC] (+ bias[OC] unless bias is NULL) */
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias,
                     int N, int IC, int OC);
-/* dinp += dout · wᵀ (skipped if dinp NULL); dw += inpᵀ · dout; dbias += Σ rows */
+/* dinp = dout · wᵀ (overwritten; skipped if dinp NULL); dw += inpᵀ · dout;
+ * dbias += Σ rows */
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                      const float *inp, const float *w, int N, int IC, int OC);
 
@@ -35,7 +38,7 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
 size_t attention_scratch_floats(int T, int hs);
 void attention_forward(float *out, float *lse, const float *qkv, float *scratch,
                        int B, int T, int C, int NH);
-/* dqkv += d(loss)/d(qkv) given dout = d(loss)/d(out) */
+/* dqkv = d(loss)/d(qkv) given dout = d(loss)/d(out) (every element written) */
 void attention_backward(float *dqkv, const float *dout, const float *qkv,
                         const float *lse, float *scratch, int B, int T, int C, int NH);
 

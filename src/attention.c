@@ -26,7 +26,8 @@
  * Queries go in blocks of 16 rows against the keys up to the block's last row
  * (the masked upper triangle is never computed). Layouts: qkv[B][T][3C]
  * (q | k | v; head h at channels h·hs of each), out/dout[B][T][C],
- * lse[B][NH][T]. The backward accumulates into dqkv. */
+ * lse[B][NH][T]. The backward writes every element of dqkv (each row block of
+ * dQ once, dK and dV once per head), so dqkv needs no zeroing first. */
 #include "layers.h"
 #include <math.h>
 #include <string.h>
@@ -101,30 +102,27 @@ combine_rows(float *out, size_t os, const float *w, size_t wr, size_t wk, const 
         for (int v = 0; v < NV; v++) *(vf16 *)(out + r * os + 16 * v) = acc[r][v];
 }
 
+/* combine_rows over `rows` output rows: 8 at a time, then one by one. */
+static inline __attribute__((always_inline)) void
+combine_block(float *out, size_t os, const float *w, size_t wr, size_t wk, const float *x,
+              size_t xs, int k0, int k1, int rows, int NV, int accumulate) {
+    int r = 0;
+    for (; r + ROWS <= rows; r += ROWS)
+        combine_rows(out + r * os, os, w + r * wr, wr, wk, x, xs, k0, k1, ROWS, NV, accumulate);
+    for (; r < rows; r++)
+        combine_rows(out + r * os, os, w + r * wr, wr, wk, x, xs, k0, k1, 1, NV, accumulate);
+}
+
 /* out[rows][width] (+)= W[rows][k0..k1) · X[k0..k1)[width], width a multiple
- * of 16: 32 columns at a time (then 16), 8 rows at a time (then one by one). */
+ * of 16: 32 columns at a time, then the last 16 if any. */
 static void combine(float *out, size_t os, const float *w, size_t wr, size_t wk,
                     const float *x, size_t xs, int k0, int k1, int rows, int width,
                     int accumulate) {
     int c = 0;
-    for (; c + 32 <= width; c += 32) {
-        int r = 0;
-        for (; r + ROWS <= rows; r += ROWS)
-            combine_rows(out + r * os + c, os, w + r * wr, wr, wk, x + c, xs, k0, k1, ROWS, 2,
-                         accumulate);
-        for (; r < rows; r++)
-            combine_rows(out + r * os + c, os, w + r * wr, wr, wk, x + c, xs, k0, k1, 1, 2,
-                         accumulate);
-    }
-    if (c < width) {   /* the last 16 columns */
-        int r = 0;
-        for (; r + ROWS <= rows; r += ROWS)
-            combine_rows(out + r * os + c, os, w + r * wr, wr, wk, x + c, xs, k0, k1, ROWS, 1,
-                         accumulate);
-        for (; r < rows; r++)
-            combine_rows(out + r * os + c, os, w + r * wr, wr, wk, x + c, xs, k0, k1, 1, 1,
-                         accumulate);
-    }
+    for (; c + 32 <= width; c += 32)
+        combine_block(out + c, os, w, wr, wk, x + c, xs, k0, k1, rows, 2, accumulate);
+    if (c < width)
+        combine_block(out + c, os, w, wr, wk, x + c, xs, k0, k1, rows, 1, accumulate);
 }
 
 /* dst[c][j] = src[j·stride + c] for c < hs, j < T; zeros up to ld. Row by
@@ -149,19 +147,10 @@ static void pack_rows(float *dst, int hsp, const float *src, size_t stride, int 
     }
 }
 
-/* dst rows (stride apart) (+)= the first hs floats of src[n][hsp] rows. */
-static void unpack_rows(float *dst, size_t stride, const float *src, int hsp, int n, int hs,
-                        int accumulate) {
-    for (int j = 0; j < n; j++) {
-        float *d = dst + (size_t)j * stride;
-        const float *s = src + (size_t)j * hsp;
-        if (accumulate) {
-            #pragma omp simd
-            for (int c = 0; c < hs; c++) d[c] += s[c];
-        } else {
-            memcpy(d, s, (size_t)hs * sizeof(float));
-        }
-    }
+/* dst rows (stride apart) = the first hs floats of src[n][hsp] rows. */
+static void unpack_rows(float *dst, size_t stride, const float *src, int hsp, int n, int hs) {
+    for (int j = 0; j < n; j++)
+        memcpy(dst + (size_t)j * stride, src + (size_t)j * hsp, (size_t)hs * sizeof(float));
 }
 
 /* Row i of the block: p[0..i] = softmax(scale · s[0..i]) in place, zeros on
@@ -218,13 +207,13 @@ static void head_forward(Head *h, float *y, size_t ys, float *lse, const float *
             lse[i0 + r] = causal_softmax(h->pb + (size_t)r * h->Tp, scale, i0 + r, keys);
         /* y[i0+r] = Σ_{j<keys} p[r][j] v[j] */
         combine(h->ob, h->hsp, h->pb, h->Tp, 1, h->vh, h->hsp, 0, keys, rows, h->hsp, 0);
-        unpack_rows(y + (size_t)i0 * ys, ys, h->ob, h->hsp, rows, h->hs, 0);
+        unpack_rows(y + (size_t)i0 * ys, ys, h->ob, h->hsp, rows, h->hs);
     }
 }
 
 /* One pass over blocks of QBLOCK query rows: recompute the block's P, then dQ of
  * the block gathers from the keys before it, and dK, dV of those keys
- * receive from the block (packed accumulators, added to dqkv at the end). */
+ * receive from the block (packed accumulators, written to dqkv at the end). */
 static void head_backward(Head *h, float *dq, float *dk, float *dv, const float *dy,
                           size_t ys, const float *lse, const float *q, const float *k,
                           const float *v, size_t qs) {
@@ -246,16 +235,16 @@ static void head_backward(Head *h, float *dq, float *dk, float *dv, const float 
         for (int r = 0; r < rows; r++)
             causal_softmax_backward(h->db + (size_t)r * Tp, h->pb + (size_t)r * Tp, scale,
                                     i0 + r, keys);
-        /* dq[i0+r] += Σ_j dS[r][j] k[j] */
+        /* dq[i0+r] = Σ_j dS[r][j] k[j] */
         combine(h->ob, hsp, h->db, Tp, 1, h->kh, hsp, 0, keys, rows, hsp, 0);
-        unpack_rows(dq + (size_t)i0 * qs, qs, h->ob, hsp, rows, hs, 1);
+        unpack_rows(dq + (size_t)i0 * qs, qs, h->ob, hsp, rows, hs);
         /* dk[j] += Σ_r dS[r][j] q[i0+r];  dv[j] += Σ_r P[r][j] dy[i0+r]  (j < keys;
          * entries above the diagonal are exact zeros) */
         combine(h->dkh, hsp, h->db, 1, Tp, h->qb, hsp, 0, rows, keys, hsp, 1);
         combine(h->dvh, hsp, h->pb, 1, Tp, h->dyb, hsp, 0, rows, keys, hsp, 1);
     }
-    unpack_rows(dk, qs, h->dkh, hsp, T, hs, 1);
-    unpack_rows(dv, qs, h->dvh, hsp, T, hs, 1);
+    unpack_rows(dk, qs, h->dkh, hsp, T, hs);
+    unpack_rows(dv, qs, h->dvh, hsp, T, hs);
 }
 
 void attention_forward(float *out, float *lse, const float *qkv, float *scratch,

@@ -1,5 +1,6 @@
 /* layers.c — forward/backward pairs of the transformer's layers (attention
- * is in attention.c). Backward functions accumulate (+=) into gradients.
+ * is in attention.c). Backward functions accumulate (+=) into parameter
+ * gradients; the activation gradients of matmul and attention are written.
  * `#pragma omp simd` (with -fopenmp-simd: no threads) lets GCC vectorize the
  * reductions of LayerNorm and the softmaxes, whose order it may not change
  * on its own without -ffast-math; every rank runs the same code on the same
@@ -92,9 +93,9 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
 
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                      const float *inp, const float *w, int N, int IC, int OC) {
-    if (dinp)
+    if (dinp)   /* overwritten (beta = 0): no zeroing pass over [N][IC] first */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, IC, OC,
-                    1.0f, dout, OC, w, OC, 1.0f, dinp, IC);
+                    1.0f, dout, OC, w, OC, 0.0f, dinp, IC);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, N,
                 1.0f, inp, IC, dout, OC, 1.0f, dw, OC);
     if (!dbias) return;

@@ -184,31 +184,25 @@ static void block_backward(Model *m, int l, const float *residual, int nb, float
     Activations *a = &m->acts;
     int T = c->T, d = c->d, F = c->F, N = nb * T;
     size_t ND = (size_t)m->B * T * d, NF = (size_t)m->B * T * F, Nn = (size_t)m->B * T;
-    size_t Nd = (size_t)N * d;
     float *dbuf = m->scratch + (size_t)m->B * T * d;        /* [N][d] */
     float *dqkv = dbuf + (size_t)m->B * T * d;              /* [N][3d] */
     float *dfch = dqkv + (size_t)m->B * T * 3 * d;          /* [N][F] */
     float *fch = a->fch + l * NF;
 
     /* MLP: residual3 = residual2 + proj(relu(fc(ln2(residual2)))) */
-    memset(dfch, 0, (size_t)N * F * sizeof(float));
     matmul_backward(dfch, g->fcprojw + (size_t)l * F * d, g->fcprojb + l * d, dres, fch,
                     p->fcprojw + (size_t)l * F * d, N, F, d);
     relu_backward(dfch, g->fcb + (size_t)l * F, dfch, fch, N, F);
-    memset(dbuf, 0, Nd * sizeof(float));
     matmul_backward(dbuf, g->fcw + (size_t)l * d * F, NULL, dfch, a->ln2 + l * ND,
                     p->fcw + (size_t)l * d * F, N, d, F);
     layernorm_backward(dres, g->ln2w + l * d, g->ln2b + l * d, dbuf, a->residual2 + l * ND,
                        p->ln2w + l * d, a->ln2_mean + l * Nn, a->ln2_rstd + l * Nn, N, d);
     /* attention: residual2 = residual + attproj(attn(qkv(ln1(residual)))) */
-    memset(dbuf, 0, Nd * sizeof(float));
     matmul_backward(dbuf, g->attprojw + (size_t)l * d * d, g->attprojb + l * d, dres,
                     a->atty + l * ND, p->attprojw + (size_t)l * d * d, N, d, d);
-    memset(dqkv, 0, Nd * 3 * sizeof(float));
     attention_backward(dqkv, dbuf, a->qkv + l * ND * 3,
                        a->att_lse + (size_t)l * m->B * c->h * T, attention_scratch(m), nb, T,
                        d, c->h);
-    memset(dbuf, 0, Nd * sizeof(float));
     matmul_backward(dbuf, g->qkvw + (size_t)l * d * 3 * d, g->qkvb + l * 3 * d, dqkv,
                     a->ln1 + l * ND, p->qkvw + (size_t)l * d * 3 * d, N, d, 3 * d);
     layernorm_backward(dres, g->ln1w + l * d, g->ln1b + l * d, dbuf, residual,

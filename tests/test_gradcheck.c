@@ -71,7 +71,8 @@ static double mm_J(void *ctx) {
 }
 static void test_matmul(void) {
     fill(mm_in, N * IC, 1.0f); fill(mm_w, IC * OC, 1.0f); fill(mm_b, OC, 1.0f); fill(mm_r, N * OC, 1.0f);
-    float din[N * IC] = {0}, dw[IC * OC] = {0}, db[OC] = {0};
+    float din[N * IC], dw[IC * OC] = {0}, db[OC] = {0};
+    for (int i = 0; i < N * IC; i++) din[i] = NAN;   /* dinp is overwritten */
     matmul_backward(din, dw, db, mm_r, mm_in, mm_w, N, IC, OC);
     check_grad("matmul dinp", mm_in, din, N * IC, mm_J, NULL, 1e-2f);
     check_grad("matmul dw", mm_w, dw, IC * OC, mm_J, NULL, 1e-2f);
