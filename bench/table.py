@@ -156,6 +156,7 @@ def report(work):
         r["speedup"] = r["t2_tok"] / r["t1_tok"] if r["t1_tok"] and r["t2_tok"] else None
         r["speedup_best"] = best_step_speedup(work, s)
         r["speedup_paired"] = g("dp").get("speedup")
+        r["speedup_compute"] = g("dp").get("compute_speedup")
         r["hw_scaling"] = sc.get("scaling")
         parts = {"bench": bm, "torch": tr, "trainer 1": t1, "trainer 2": t2, "scaling": sc,
                  "paired 1|2 ranks": g("dp")}
@@ -250,8 +251,9 @@ def report(work):
             s, fmt(r["bm_tok"], ".0f"), fmt(r["t1_tok"], ".0f"), fmt(r["t2_tok"], ".0f"),
             fmt(r["speedup_paired"], ".2f") + ("×" if r["speedup_paired"] else "") +
             verdict(None if r["speedup_paired"] is None else r["speedup_paired"] >= 1.8) +
-            " (trainer runs %s×, fastest steps %s×)" % (fmt(r["speedup"], ".2f"),
-                                                       fmt(r["speedup_best"], ".2f")),
+            " (fwd+bwd alone %s×; trainer runs %s×, fastest steps %s×)" % (
+                fmt(r["speedup_compute"], ".2f"), fmt(r["speedup"], ".2f"),
+                fmt(r["speedup_best"], ".2f")),
             fmt(r["hw_scaling"], ".2f") + ("×" if r["hw_scaling"] else ""),
             fmt(r["torch_tok"], ".0f"),
             fmt(r["vs_torch"], ".2f") + ("×" if r["vs_torch"] else "") +
@@ -268,8 +270,10 @@ def report(work):
     out.append("speedup: the verdict is bench_dp's, 1-rank and 2-rank training steps "
                "alternating in one job (median of the per-pair ratios: this VM's speed drifts "
                "by up to 1.4× over tens of seconds, so separate runs minutes apart measure the "
-               "host too); in parentheses the real trainer's 1- and 2-rank runs, from the "
-               "median step times of the quieter pair and from the fastest step of each.")
+               "host too); in parentheses the same for the forward + backward alone (the "
+               "slower rank's: what the two cores give the arithmetic, before communication "
+               "and the replicated update), then the real trainer's 1- and 2-rank runs, from "
+               "the median step times of the quieter pair and from the fastest step of each.")
     out.append("2-core sgemm scaling: FLOP/s of the 2-rank fc GEMM with one copy per core "
                "running at once, over one copy alone: the most two ranks can gain on this machine.")
     out.append("vs PyTorch in parentheses: the same ratio with each side divided by its own "
