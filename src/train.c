@@ -1,5 +1,6 @@
 /* train.c — the `train` command: config, plan, signals, the group's queue of
  * runs, and the dataset on job rank 0. */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,8 @@ int cmd_train(int argc, char **argv) {
     static SweepPlan plan;
     if (plan_or_report(&plan, &c, rank) != 0) return 1;
     if (rank == 0) {
-        if (mkdir_p(c.out_dir) != 0) die("%s: cannot create the output folder", c.out_dir);
+        if (mkdir_p(c.out_dir) != 0)
+            die("%s: cannot create the output folder: %s", c.out_dir, strerror(errno));
         const char *better = blas_better_coretype();
         /* on stdout with the startup report: stderr carries errors only */
         if (better)

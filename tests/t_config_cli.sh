@@ -78,6 +78,9 @@ expect_rejected cross_lr_min "c.conf" "key 'lr_min'" -- "$C" lr=1e-4 lr_min=1e-3
 expect_rejected eval_tokens "key 'eval_tokens'" "size 't2'" -- "$C" eval_tokens=500
 expect_rejected no_train_data "train_data=" -- "$C" train_data=
 expect_rejected missing_file "$WORK/none.conf" "cannot open" -- "$WORK/none.conf"
+touch "$WORK/a_file"
+expect_rejected out_dir_is_file "$WORK/a_file" "cannot create the output folder" "Not a directory" \
+    -- "$C" out_dir="$WORK/a_file"
 
 # OpenBLAS kernels (src/blas.c, scripts/blas-env.sh): whatever this machine's
 # CPU, the advice must be one that OpenBLAS takes, after which there is none;
