@@ -153,19 +153,18 @@ static void unpack_rows(float *dst, size_t stride, const float *src, int hsp, in
         memcpy(dst + (size_t)j * stride, src + (size_t)j * hsp, (size_t)hs * sizeof(float));
 }
 
-/* Row i of the block: p[0..i] = softmax(scale · s[0..i]) in place, zeros on
- * i+1..width-1; returns log Σ_j exp(scale · s_j). */
-static float causal_softmax(float *p, float scale, int i, int width) {
+/* Row i of the block: p[0..i] = exp(scale · s − max) in place, unnormalized
+ * (the output row is scaled by *inv = 1/Σ instead: hs multiplies, not i),
+ * zeros on i+1..width-1; returns log Σ_j exp(scale · s_j). */
+static float causal_softmax(float *p, float scale, int i, int width, float *inv) {
     float mx = -INFINITY;
     #pragma omp simd reduction(max:mx)
     for (int j = 0; j <= i; j++) mx = p[j] * scale > mx ? p[j] * scale : mx;
     float sum = 0.0f;
     #pragma omp simd reduction(+:sum)
     for (int j = 0; j <= i; j++) { p[j] = exp_softmax(p[j] * scale - mx); sum += p[j]; }
-    float inv = 1.0f / sum;
-    #pragma omp simd
-    for (int j = 0; j <= i; j++) p[j] *= inv;
     for (int j = i + 1; j < width; j++) p[j] = 0.0f;
+    *inv = 1.0f / sum;
     return mx + logf(sum);
 }
 
@@ -202,12 +201,18 @@ static void head_forward(Head *h, float *y, size_t ys, float *lse, const float *
     pack_rows(h->vh, h->hsp, v, qs, T, h->hs);
     for (int i0 = 0; i0 < T; i0 += QBLOCK) {
         int rows = T - i0 < QBLOCK ? T - i0 : QBLOCK, keys = i0 + rows;
+        float inv[QBLOCK];
         block_scores(h, q, qs, i0, rows, keys);
         for (int r = 0; r < rows; r++)
-            lse[i0 + r] = causal_softmax(h->pb + (size_t)r * h->Tp, scale, i0 + r, keys);
-        /* y[i0+r] = Σ_{j<keys} p[r][j] v[j] */
+            lse[i0 + r] = causal_softmax(h->pb + (size_t)r * h->Tp, scale, i0 + r, keys, &inv[r]);
+        /* y[i0+r] = (Σ_{j<keys} e[r][j] v[j]) / Σ_j e[r][j] */
         combine(h->ob, h->hsp, h->pb, h->Tp, 1, h->vh, h->hsp, 0, keys, rows, h->hsp, 0);
-        unpack_rows(y + (size_t)i0 * ys, ys, h->ob, h->hsp, rows, h->hs);
+        for (int r = 0; r < rows; r++) {
+            const float *o = h->ob + (size_t)r * h->hsp;
+            float *yr = y + (size_t)(i0 + r) * ys;
+            #pragma omp simd
+            for (int c = 0; c < h->hs; c++) yr[c] = o[c] * inv[r];
+        }
     }
 }
 
