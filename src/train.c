@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "comm.h"
 #include "config.h"
+#include "data.h"
 #include "run.h"
 #include "sink.h"
 #include "sweep.h"
@@ -49,6 +50,31 @@ static int plan_or_report(SweepPlan *plan, const Config *c, int rank) {
     return -1;
 }
 
+/* The corpus checks each run does when it starts (every token < V, enough
+ * windows for a batch, a held-out set that fits), done for every size before
+ * anything is written: a bad shard is one error line, not a dataset.nc with
+ * no records. Every rank reads the same files and reaches the same verdict;
+ * rank 0 reports. (tokenset_open validates every token: one pass over the
+ * shards, which the runs repeat: the page cache keeps it cheap.) */
+static int check_corpus(const Config *c, int rank) {
+    char err[1024] = "";
+    for (int i = 0; i < c->n_sizes && !err[0]; i++) {
+        const ModelSize *s = &c->sizes[i];
+        TokenSet ts;
+        if (tokenset_open(&ts, c->train_data, s->V, err, sizeof err) != 0) break;
+        Sampler sp;
+        if (build_sampler(&sp, &ts, s->T, c->batch_size, c->sampler, 0, err, sizeof err) == 0)
+            free_sampler(&sp);
+        tokenset_close(&ts);
+        if (err[0] || c->eval_every <= 0 || c->val_data[0] == '\0') continue;
+        if (tokenset_open(&ts, c->val_data, s->V, err, sizeof err) != 0) break;
+        heldout_check(&ts, s->T, (int)(c->eval_tokens / s->T), err, sizeof err);
+        tokenset_close(&ts);
+    }
+    if (err[0] && rank == 0) fprintf(stderr, "reluscope: error: %s\n", err);
+    return err[0] ? -1 : 0;
+}
+
 int cmd_train(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         train_usage(argc < 2 ? stderr : stdout);
@@ -62,6 +88,7 @@ int cmd_train(int argc, char **argv) {
     config_build(&c, argv[1], argc - 2, argv + 2);
     static SweepPlan plan;
     if (plan_or_report(&plan, &c, rank) != 0) return 1;
+    if (check_corpus(&c, rank) != 0) return 1;
     if (rank == 0) {
         if (mkdir_p(c.out_dir) != 0)
             die("%s: cannot create the output folder: %s", c.out_dir, strerror(errno));

@@ -6,6 +6,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-bin}
 case $BIN in /*) RS=$BIN/reluscope ;; *) RS=$ROOT/$BIN/reluscope ;; esac
+PY=/usr/bin/python3
 WORK=$(mktemp -d /tmp/reluscope-cfg.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
@@ -78,9 +79,16 @@ expect_rejected cross_lr_min "c.conf" "key 'lr_min'" -- "$C" lr=1e-4 lr_min=1e-3
 expect_rejected eval_tokens "key 'eval_tokens'" "size 't2'" -- "$C" eval_tokens=500
 expect_rejected no_train_data "train_data=" -- "$C" train_data=
 expect_rejected missing_file "$WORK/none.conf" "cannot open" -- "$WORK/none.conf"
+# errors that need a corpus to get past the corpus check: a tiny valid one
+"$PY" "$ROOT/tests/make_corpus.py" "$WORK/data" --vocab 64 --tokens 20000 >/dev/null
+write_config "$C"
 touch "$WORK/a_file"
 expect_rejected out_dir_is_file "$WORK/a_file" "cannot create the output folder" "Not a directory" \
     -- "$C" out_dir="$WORK/a_file"
+# the corpus is checked for every size before anything is written: tokens of
+# the shards >= V of a size, or too few windows for a batch
+expect_rejected tokens_over_v "train_" "token" -- "$C" "size.t2=L=2 d=32 h=2 F=64 T=32 V=50"
+expect_rejected too_few_windows "train_" -- "$C" batch_size=4096
 
 # OpenBLAS kernels (src/blas.c, scripts/blas-env.sh): whatever this machine's
 # CPU, the advice must be one that OpenBLAS takes, after which there is none;
