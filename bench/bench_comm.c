@@ -9,20 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "bench_stats.h"
 #include "comm.h"
 #include "util.h"
 
 #define MAX_REPS 64
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int main(int argc, char **argv) {
     comm_init(&argc, &argv);
@@ -59,7 +50,8 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < np; i += 4096) g[i] = 0.0f;   /* keep it honest, cheap */
     }
     if (c.rank == 0) {
-        double mg = median(tg, reps), mu = median(tu, reps), ml = median(tl, reps);
+        double mg = bench_median(tg, reps), mu = bench_median(tu, reps);
+        double ml = bench_median(tl, reps);
         printf("# %d ranks: allreduce %zu floats %.2f ms (%.2f GB/s of buffer), %zu int64 %.3f ms, "
                "allgatherv %.3f ms\n", c.size, np, 1e3 * mg, np * 4.0 / mg / 1e9, nu, 1e3 * mu,
                1e3 * ml);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "bench_stats.h"
 #include "comm.h"
 #include "metrics.h"
 #include "model.h"
@@ -25,20 +26,6 @@
 #include "util.h"
 
 #define MAX_ROUNDS 64
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    double *w = xmalloc((size_t)n * sizeof *w);
-    memcpy(w, v, (size_t)n * sizeof *w);
-    qsort(w, (size_t)n, sizeof *w, cmp);
-    double m = n % 2 ? w[n / 2] : 0.5 * (w[n / 2 - 1] + w[n / 2]);
-    free(w);
-    return m;
-}
 
 typedef struct {
     ModelSize s;
@@ -129,7 +116,8 @@ int main(int argc, char **argv) {
         if (r >= 0) { t1[r] = ac[0]; t2[r] = p; ratio[r] = ac[0] / p; cratio[r] = ac[1] / pc; }
     }
     if (rank == 0) {
-        double m1 = median(t1, rounds), m2 = median(t2, rounds), sp = median(ratio, rounds);
+        double m1 = bench_median(t1, rounds), m2 = bench_median(t2, rounds);
+        double sp = bench_median(ratio, rounds);
         double lo = ratio[0], hi = ratio[0];
         for (int r = 1; r < rounds; r++) {
             lo = ratio[r] < lo ? ratio[r] : lo;
@@ -140,7 +128,7 @@ int main(int argc, char **argv) {
                1e3 * m2, sp, lo, hi);
         /* forward + backward alone (the slower rank's): what the two cores give
          * the arithmetic, before any communication or replicated update */
-        double csp = median(cratio, rounds);
+        double csp = bench_median(cratio, rounds);
         printf("# forward + backward alone: median per-round speedup %.2fx; the rest of the "
                "2-rank step (allreduces, replicated norm + AdamW) costs %.1f%% of it\n", csp,
                100.0 * (1.0 - sp / csp));

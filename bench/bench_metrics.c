@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "bench_stats.h"
 #include "metrics.h"
 #include "util.h"
 
@@ -27,11 +28,6 @@ static __attribute__((noinline)) void plain_relu(float *a, const float *restrict
             row[f] = x > 0.0f ? x : 0.0f;
         }
     }
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* uniform in [-1, 1): with the bias below about half the units fire,
@@ -81,7 +77,7 @@ int main(int argc, char **argv) {
     printf("%-26s %10s %10s %16s\n", "variant", "ms/call", "ns/elem", "marginal ns/elem");
     double base = 0.0;
     for (int v = 0; v < NV; v++) {
-        qsort(t[v], (size_t)reps, sizeof(double), cmp_double);
+        qsort(t[v], (size_t)reps, sizeof(double), bench_cmp_double);
         double med = t[v][reps / 2], ns = med / (double)n * 1e9;
         if (v == V_PLAIN) base = ns;
         printf("%-26s %10.3f %10.4f %+16.4f\n", NAMES[v], med * 1e3, ns, ns - base);

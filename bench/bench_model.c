@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_stats.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
@@ -31,18 +32,6 @@
 #include "util.h"
 
 #define MAX_REPS 64
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n) {
-    double s[MAX_REPS];
-    memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
 
 /* CPU time of the process (one thread): with other jobs on the machine,
  * cpu / wall is the share of a core this benchmark actually got. */
@@ -56,7 +45,7 @@ static double cpu_seconds(void) {
 static double spread(const double *v, int n) {
     double s[MAX_REPS];
     memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp);
+    qsort(s, (size_t)n, sizeof *s, bench_cmp_double);
     return 0.5 * (s[(3 * (n - 1)) / 4] - s[(n - 1) / 4]);
 }
 
@@ -194,16 +183,18 @@ int main(int argc, char **argv) {
         c_step[i] = cpu_on + (c3 - c0);
         d_order[r % 2][n_order[r % 2]++] = cpu_on - cpu_off;
     }
-    double step = median(t_step, reps), fc = median(f_fc, reps), sq = median(f_sq, reps);
+    double step = bench_median(t_step, reps), fc = bench_median(f_fc, reps);
+    double sq = bench_median(f_sq, reps);
     /* the counting cost: the paired difference of the two forwards in CPU
      * time (time the process was descheduled by other jobs does not count),
      * with their order alternating between repetitions; the median of each
      * order, averaged, cancels any bias of "the first forward after an
      * update". Its noise: half the IQR of the differences (delta_spread_s). */
     double count = n_order[0] && n_order[1]
-                 ? 0.5 * (median(d_order[0], n_order[0]) + median(d_order[1], n_order[1]))
-                 : median(t_delta, reps);
-    double summ = median(t_sum, reps), cpu = median(c_step, reps);
+                 ? 0.5 * (bench_median(d_order[0], n_order[0]) +
+                          bench_median(d_order[1], n_order[1]))
+                 : bench_median(t_delta, reps);
+    double summ = bench_median(t_sum, reps), cpu = bench_median(c_step, reps);
     double mflops = model_flops_per_token(&s) * tokens / step;
     /* a negative median difference is noise around zero: report it as such */
     double metrics_share = (count + summ) / step;
@@ -213,11 +204,12 @@ int main(int argc, char **argv) {
            s.L, s.d, s.h, s.F, s.T, s.V, B, m.num_params, reps);
     printf("# step %.1f ms (fwd counted %.1f, fwd uncounted %.1f, bwd %.1f, norm+clip+AdamW %.1f, "
            "summaries %.3f) -> %.0f tokens/s, model %.2f GFLOP/s\n",
-           1e3 * step, 1e3 * median(t_fwd_on, reps), 1e3 * median(t_fwd_off, reps),
-           1e3 * median(t_bwd, reps), 1e3 * median(t_opt, reps), 1e3 * summ, tokens / step,
+           1e3 * step, 1e3 * bench_median(t_fwd_on, reps), 1e3 * bench_median(t_fwd_off, reps),
+           1e3 * bench_median(t_bwd, reps), 1e3 * bench_median(t_opt, reps), 1e3 * summ,
+           tokens / step,
            mflops / 1e9);
     printf("# model FLOP/s over the sgemm FLOP/s measured just before, median over reps: %.1f%%\n",
-           100 * median(frac, reps));
+           100 * bench_median(frac, reps));
     printf("# sgemm %dx%dx%d: %.2f GFLOP/s, 1024^3: %.2f GFLOP/s; counting %.3f ms; "
            "metrics %.2f%% of the step (%lld tokens counted per layer)\n",
            B * s.T, s.F, s.d, fc / 1e9, sq / 1e9, 1e3 * count, 100 * metrics_share,
@@ -226,9 +218,10 @@ int main(int argc, char **argv) {
            "count_s=%.6f summ_s=%.6f sgemm_fc=%.6e sgemm_sq=%.6e model_flops_per_token=%.6e "
            "tok_s=%.1f model_flops=%.6e num_params=%zu usage_len=%zu cpu_step_s=%.6f "
            "delta_spread_s=%.6f frac_paired=%.4f\n",
-           tokens, step, median(t_fwd_on, reps), median(t_fwd_off, reps), median(t_bwd, reps),
-           median(t_opt, reps), count, summ, fc, sq, model_flops_per_token(&s), tokens / step,
-           mflops, m.num_params, nu, cpu, spread(t_delta, reps), median(frac, reps));
+           tokens, step, bench_median(t_fwd_on, reps), bench_median(t_fwd_off, reps),
+           bench_median(t_bwd, reps),
+           bench_median(t_opt, reps), count, summ, fc, sq, model_flops_per_token(&s), tokens / step,
+           mflops, m.num_params, nu, cpu, spread(t_delta, reps), bench_median(frac, reps));
     gemm_free(&gfc); gemm_free(&gsq);
     for (int l = 0; l < s.L; l++) free_death_tracker(&tr[l]);
     free(tr); free(tok); free(usage);

@@ -17,20 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "bench_stats.h"
 #include "ncout.h"
 #include "util.h"
 
 #define MAX_FLUSHES 200
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void fill(StepRecord *r, int64_t step, int L, int F) {
     memset(r, 0, sizeof *r);
@@ -108,8 +99,8 @@ int main(int argc, char **argv) {
     if (ncout_close(o, err, sizeof err) != 0) die("%s", err);
     double tclose = now_seconds() - t0;
     unlink(path);
-    double mw = median(tw, nw < MAX_FLUSHES * 8 ? nw : MAX_FLUSHES * 8);
-    double mj = median(tj, nflush), mu = median(tu, nupd);
+    double mw = bench_median(tw, nw < MAX_FLUSHES * 8 ? nw : MAX_FLUSHES * 8);
+    double mj = bench_median(tj, nflush), mu = bench_median(tu, nupd);
     printf("# L=%d: write_step %.1f us, flush (journal, %d records) %.3f ms, update (PATH) %.3f ms,"
            " close %.3f ms\n", L, 1e6 * mw, fe, 1e3 * mj, 1e3 * mu, 1e3 * tclose);
     printf("RESULT write_s=%.9f journal_s=%.9f update_s=%.9f close_s=%.6f flush_every=%d budget=%g\n",

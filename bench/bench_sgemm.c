@@ -8,14 +8,10 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "bench_stats.h"
 #include "util.h"
 
 #define MAX_REPS 100
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     if (argc < 4) { fprintf(stderr, "usage: bench_sgemm M N K [reps]\n"); return 2; }
@@ -36,7 +32,7 @@ int main(int argc, char **argv) {
                     0.0f, c, N);
         if (r >= 0) f[r] = 2.0 * M * N * K / (now_seconds() - t0);
     }
-    qsort(f, (size_t)reps, sizeof *f, cmp);
+    qsort(f, (size_t)reps, sizeof *f, bench_cmp_double);
     printf("RESULT flops=%.6e\n", f[reps / 2]);
     free(a); free(b); free(c);
     return 0;

@@ -10,22 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "bench_stats.h"
 #include "comm.h"
 #include "rng.h"
 #include "spectrum.h"
 #include "util.h"
 
 #define MAX_REPS 32
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int main(int argc, char **argv) {
     comm_init(&argc, &argv);
@@ -53,7 +44,8 @@ int main(int argc, char **argv) {
         tl[r] = st.seconds; tg[r] = st.seconds_gram; te[r] = st.seconds_eigen;
     }
     if (c.rank == 0) {
-        double ml = median(tl, reps), mg = median(tg, reps), me = median(te, reps);
+        double ml = bench_median(tl, reps), mg = bench_median(tg, reps);
+        double me = bench_median(te, reps);
         printf("# %d ranks, %d x %d: %.3f s per layer (gram %.3f, eigen %.3f); eff. rank %.1f, "
                "active columns %d\n", c.size, rows, F, ml, mg, me, st.eff_rank, st.active_cols);
         printf("RESULT ranks=%d layer_s=%.6f gram_s=%.6f eigen_s=%.6f\n", c.size, ml, mg, me);

@@ -51,24 +51,30 @@ static int plan_or_report(SweepPlan *plan, const Config *c, int rank) {
 }
 
 /* The corpus checks each run does when it starts (every token < V, enough
- * windows for a batch, a held-out set that fits), done for every size before
+ * windows for a batch, a held-out set that fits), for every size, before
  * anything is written: a bad shard is one error line, not a dataset.nc with
- * no records. Every rank reads the same files and reaches the same verdict;
- * rank 0 reports. (tokenset_open validates every token: one pass over the
- * shards, which the runs repeat: the page cache keeps it cheap.) */
+ * no records. Each token set is opened (and validated) once, against the
+ * smallest V of the sweep, which every size's check implies. Every rank reads
+ * the same files and reaches the same verdict; rank 0 reports. */
 static int check_corpus(const Config *c, int rank) {
     char err[1024] = "";
-    for (int i = 0; i < c->n_sizes && !err[0]; i++) {
-        const ModelSize *s = &c->sizes[i];
-        TokenSet ts;
-        if (tokenset_open(&ts, c->train_data, s->V, err, sizeof err) != 0) break;
-        Sampler sp;
-        if (build_sampler(&sp, &ts, s->T, c->batch_size, c->sampler, 0, err, sizeof err) == 0)
-            free_sampler(&sp);
+    int min_v = c->sizes[0].V;
+    for (int i = 1; i < c->n_sizes; i++) min_v = c->sizes[i].V < min_v ? c->sizes[i].V : min_v;
+    TokenSet ts;
+    if (tokenset_open(&ts, c->train_data, min_v, err, sizeof err) == 0) {
+        for (int i = 0; i < c->n_sizes && !err[0]; i++) {
+            Sampler sp;
+            if (build_sampler(&sp, &ts, c->sizes[i].T, c->batch_size, c->sampler, 0, err,
+                              sizeof err) == 0)
+                free_sampler(&sp);
+        }
         tokenset_close(&ts);
-        if (err[0] || c->eval_every <= 0 || c->val_data[0] == '\0') continue;
-        if (tokenset_open(&ts, c->val_data, s->V, err, sizeof err) != 0) break;
-        heldout_check(&ts, s->T, (int)(c->eval_tokens / s->T), err, sizeof err);
+    }
+    if (!err[0] && c->eval_every > 0 && c->val_data[0] != '\0' &&
+        tokenset_open(&ts, c->val_data, min_v, err, sizeof err) == 0) {
+        for (int i = 0; i < c->n_sizes && !err[0]; i++)
+            heldout_check(&ts, c->sizes[i].T, (int)(c->eval_tokens / c->sizes[i].T), err,
+                          sizeof err);
         tokenset_close(&ts);
     }
     if (err[0] && rank == 0) fprintf(stderr, "reluscope: error: %s\n", err);

@@ -82,23 +82,23 @@ static void test_matmul(void) {
 /* ---- attention (T = 70: several 8-row blocks, 16-key chunks and a partial
  * block of each; head size 4 padded to 16 inside the kernels) ---- */
 enum { AB = 2, AT = 70, AC = 8, ANH = 2 };
-static float *at_qkv, *at_out, *at_att, *at_r, *at_scratch;
+static float *at_qkv, *at_out, *at_lse, *at_r, *at_scratch;
 static double at_J(void *ctx) {
     (void)ctx;
-    attention_forward(at_out, at_att, at_qkv, at_scratch, AB, AT, AC, ANH);
+    attention_forward(at_out, at_lse, at_qkv, at_scratch, AB, AT, AC, ANH);
     return dot(at_out, at_r, (size_t)AB * AT * AC);
 }
 static void test_attention(void) {
     size_t nq = (size_t)AB * AT * 3 * AC, no = (size_t)AB * AT * AC;
     at_qkv = malloc(nq * 4); at_out = malloc(no * 4); at_r = malloc(no * 4);
-    at_att = malloc((size_t)AB * ANH * AT * 4);   /* log-sum-exp per query row */
+    at_lse = malloc((size_t)AB * ANH * AT * 4);   /* log-sum-exp per query row */
     at_scratch = malloc(attention_scratch_floats(AT, AC / ANH) * 4);
     float *dqkv = calloc(nq, 4), *scratch = at_scratch;
     fill(at_qkv, nq, 1.0f); fill(at_r, no, 1.0f);
     at_J(NULL);
-    attention_backward(dqkv, at_r, at_qkv, at_att, scratch, AB, AT, AC, ANH);
+    attention_backward(dqkv, at_r, at_qkv, at_lse, scratch, AB, AT, AC, ANH);
     check_grad("attention dqkv", at_qkv, dqkv, nq, at_J, NULL, 1e-2f);
-    free(at_qkv); free(at_out); free(at_r); free(at_att); free(dqkv); free(at_scratch);
+    free(at_qkv); free(at_out); free(at_r); free(at_lse); free(dqkv); free(at_scratch);
 }
 
 /* ---- relu (bias + ReLU through the fused counting kernel) and crossentropy ---- */

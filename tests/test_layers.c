@@ -83,25 +83,25 @@ static void test_attention_shape(Shape s) {
     size_t nq = (size_t)s.B * s.T * 3 * s.C, no = (size_t)s.B * s.T * s.C;
     size_t na = (size_t)s.B * s.NH * s.T;   /* log-sum-exp per query row */
     float *qkv = malloc(nq * 4), *dout = malloc(no * 4), *out = malloc(no * 4);
-    float *att = malloc(na * 4), *dqkv = malloc(nq * 4);
+    float *lse = malloc(na * 4), *dqkv = malloc(nq * 4);
     float *scratch = malloc(attention_scratch_floats(s.T, hs) * 4);
-    double *rout = malloc(no * 8), *ratt = malloc(na * 8), *rdqkv = malloc(nq * 8);
+    double *rout = malloc(no * 8), *rlse = malloc(na * 8), *rdqkv = malloc(nq * 8);
     fill(qkv, nq, 1.0f);
     fill(dout, no, 1.0f);
     for (size_t i = 0; i < nq; i++) dqkv[i] = NAN;   /* the backward must write every element */
-    attention_forward(out, att, qkv, scratch, s.B, s.T, s.C, s.NH);
-    attention_backward(dqkv, dout, qkv, att, scratch, s.B, s.T, s.C, s.NH);
-    ref_attention(&s, qkv, dout, rout, ratt, rdqkv);
+    attention_forward(out, lse, qkv, scratch, s.B, s.T, s.C, s.NH);
+    attention_backward(dqkv, dout, qkv, lse, scratch, s.B, s.T, s.C, s.NH);
+    ref_attention(&s, qkv, dout, rout, rlse, rdqkv);
     char what[96];
     snprintf(what, sizeof what, "B=%d T=%d C=%d NH=%d (hs %d%s)", s.B, s.T, s.C, s.NH,
              hs, hs % 16 ? ", padded" : "");
-    double eo = worst_rel(out, rout, no, 1e-3), ea = worst_rel(att, ratt, na, 1e-3);
+    double eo = worst_rel(out, rout, no, 1e-3), ea = worst_rel(lse, rlse, na, 1e-3);
     double eg = worst_rel(dqkv, rdqkv, nq, 1e-3);
     CHECK(eo < 1e-4, "attention out %s: relative error %.3g", what, eo);
     CHECK(ea < 1e-5, "attention log-sum-exp %s: relative error %.3g", what, ea);
     CHECK(eg < 1e-3, "attention dqkv %s: relative error %.3g", what, eg);
-    free(qkv); free(dout); free(out); free(att); free(dqkv); free(scratch);
-    free(rout); free(ratt); free(rdqkv);
+    free(qkv); free(dout); free(out); free(lse); free(dqkv); free(scratch);
+    free(rout); free(rlse); free(rdqkv);
 }
 
 /* ---- LayerNorm and cross-entropy forwards ---- */
