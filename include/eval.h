@@ -10,6 +10,7 @@
 #include "record.h"
 
 typedef struct Spectrum Spectrum;
+typedef struct Selectivity Selectivity;
 
 typedef struct {
     int n_seq;            /* sequences of the whole held-out batch (all ranks) */
@@ -29,9 +30,12 @@ void free_heldout(Heldout *h);
 
 /* Loss and per-layer usage over the held-out tokens, through the model in
  * chunks of m->B sequences; counts summed over the group. rec->layers filled.
- * rows (or NULL): receives each layer's post-ReLU activations [L][count*T][F]. */
+ * rows (or NULL): receives each layer's post-ReLU activations [L][count*T][F].
+ * sel (or NULL): records which token ids each unit fires for (selectivity.h;
+ * this rank's tokens only). */
 void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
-                     const int *counts, int n_seq_total, EvalRecord *rec, float *rows);
+                     const int *counts, int n_seq_total, EvalRecord *rec, float *rows,
+                     Selectivity *sel);
 
 /* Training-time evaluation of a run at `step`: usage, loss, and the spectra
  * of every layer (spectrum.h); fills and sinks an EvalRecord. */

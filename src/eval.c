@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "checkpoint.h"
+#include "selectivity.h"
 #include "cli.h"
 #include "data.h"
 #include "sink.h"
@@ -45,8 +46,23 @@ void free_heldout(Heldout *h) {
     memset(h, 0, sizeof *h);
 }
 
+/* The input ids of nb windows [nb][T+1] against every layer's activations. */
+static void selectivity_add_chunk(Selectivity *sel, const Model *m, const uint16_t *windows,
+                                  int nb) {
+    int T = m->cfg.T;
+    size_t NF = (size_t)m->B * T * m->cfg.F;
+    for (int b = 0; b < nb; b++) {
+        const uint16_t *ids = windows + (size_t)b * (T + 1);
+        selectivity_add_ids(sel, ids, (size_t)T);
+        for (int l = 0; l < m->cfg.L; l++)
+            selectivity_add(sel, l, m->acts.fch + l * NF + (size_t)b * T * m->cfg.F, ids,
+                            (size_t)T);
+    }
+}
+
 void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
-                     const int *counts, int n_seq_total, EvalRecord *rec, float *rows) {
+                     const int *counts, int n_seq_total, EvalRecord *rec, float *rows,
+                     Selectivity *sel) {
     int L = m->cfg.L, F = m->cfg.F, T = m->cfg.T;
     size_t layer_rows = (size_t)count * T, NF = (size_t)m->B * T * F;
     size_t n_usage = (size_t)L * usage_stride(F);
@@ -60,6 +76,7 @@ void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
         for (int l = 0; rows && l < L; l++)   /* keep the activations for the spectra */
             memcpy(rows + (l * layer_rows + (size_t)done * T) * F, m->acts.fch + l * NF,
                    (size_t)nb * T * F * sizeof *rows);
+        if (sel) selectivity_add_chunk(sel, m, tokens + (size_t)done * (T + 1), nb);
     }
     comm_allreduce_sum_i64(comm, usage, n_usage);
     comm_allgatherv_f64(comm, loss_mine, count, loss_all, counts);
@@ -98,7 +115,7 @@ void run_heldout_eval(Heldout *h, Model *m, Comm *comm, int run, int64_t step) {
     memset(&rec, 0, sizeof rec);
     rec.run = run;
     rec.step = step;
-    evaluate_tokens(m, comm, h->tokens, h->count, h->counts, h->n_seq, &rec, h->rows);
+    evaluate_tokens(m, comm, h->tokens, h->count, h->counts, h->n_seq, &rec, h->rows, NULL);
     double *sv = xcalloc((size_t)m->cfg.L * h->topk, sizeof *sv);
     layer_spectra(h, m, &rec, sv);
     rec.topk = h->topk;
@@ -111,20 +128,45 @@ void run_heldout_eval(Heldout *h, Model *m, Comm *comm, int run, int64_t step) {
 
 static void eval_usage(FILE *fp) {
     fprintf(fp,
-        "usage: reluscope eval --checkpoint FILE --tokens SHARD [--json]\n"
+        "usage: reluscope eval --checkpoint FILE --tokens SHARD [--json] [--selectivity]\n"
         "Cuts SHARD into consecutive windows of T+1 tokens (stride T, so every token\n"
         "after the first is predicted once) and prints the mean loss and, per layer,\n"
         "token_use mean, seq_use mean and batch_use over those tokens (SPEC §3).\n"
-        "  --json   one JSON object: {\"loss\", \"tokens\", \"layers\": [...]}\n");
+        "  --json   one JSON object: {\"loss\", \"tokens\", \"layers\": [...]}\n"
+        "  --selectivity  also, per layer, how many distinct input token ids each unit\n"
+        "           fires for, as a share of the ids present (quantiles over the units\n"
+        "           that fire), and the shares of specialist (<= 1%% of the ids) and\n"
+        "           generalist (>= 50%%) units; one process only\n");
 }
 
-static void print_eval(const EvalRecord *rec, int json) {
+static void print_selectivity(const Selectivity *sel, int json) {
+    for (int l = 0; l < sel->L; l++) {
+        SelectivityStats st;
+        selectivity_stats(sel, l, &st);
+        if (!json) {
+            if (l == 0) printf("layer  ids_present  units_firing  ids/unit q10 q25 q50 q75 q90"
+                               "  specialist  generalist\n");
+            printf("%5d  %11d  %12d  %.4f %.4f %.4f %.4f %.4f  %10.4f  %10.4f\n", l,
+                   st.ids_present, st.units_firing, st.ids_q[0], st.ids_q[1], st.ids_q[2],
+                   st.ids_q[3], st.ids_q[4], st.specialist_frac, st.generalist_frac);
+            continue;
+        }
+        printf("%s{\"ids_present\": %d, \"units_firing\": %d, \"ids_per_unit_q\": [",
+               l ? ", " : "", st.ids_present, st.units_firing);
+        for (int q = 0; q < SELECTIVITY_NQ; q++) printf("%s%.17g", q ? ", " : "", st.ids_q[q]);
+        printf("], \"specialist_frac\": %.17g, \"generalist_frac\": %.17g}",
+               st.specialist_frac, st.generalist_frac);
+    }
+}
+
+static void print_eval(const EvalRecord *rec, int json, const Selectivity *sel) {
     if (!json) {
         printf("loss %.6f over %lld tokens\n", rec->loss, (long long)rec->tokens);
         printf("layer  token_use_mean  seq_use_mean  batch_use\n");
         for (int l = 0; l < rec->L; l++)
             printf("%5d  %14.6f  %12.6f  %9.6f\n", l, rec->layers[l].token_use_mean,
                    rec->layers[l].seq_use_mean, rec->layers[l].batch_use);
+        if (sel) print_selectivity(sel, 0);
         return;
     }
     printf("{\"loss\": %.17g, \"tokens\": %lld, \"layers\": [", rec->loss, (long long)rec->tokens);
@@ -132,7 +174,13 @@ static void print_eval(const EvalRecord *rec, int json) {
         printf("%s{\"token_use_mean\": %.17g, \"seq_use_mean\": %.17g, \"batch_use\": %.17g}",
                l ? ", " : "", rec->layers[l].token_use_mean, rec->layers[l].seq_use_mean,
                rec->layers[l].batch_use);
-    printf("]}\n");
+    printf("]");
+    if (sel) {
+        printf(", \"selectivity\": [");
+        print_selectivity(sel, 1);
+        printf("]");
+    }
+    printf("}\n");
 }
 
 /* Load the model of a checkpoint (any optimizer state is read and dropped). */
@@ -156,10 +204,11 @@ static void load_for_eval(const char *path, Model *m, int B) {
 
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *shard = NULL;
-    int json = 0;
+    int json = 0, want_sel = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { eval_usage(stdout); return 0; }
         else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--selectivity")) want_sel = 1;
         else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) shard = argv[++i];
         else die("eval: unknown or incomplete argument '%s' (see reluscope eval --help)", argv[i]);
@@ -167,6 +216,7 @@ int cmd_eval(int argc, char **argv) {
     if (!ckpt || !shard) die("eval: --checkpoint FILE and --tokens SHARD are required");
     Comm comm;
     comm_split(&comm, 0, comm_world_rank());
+    if (want_sel && comm.size > 1) die("eval: --selectivity runs in one process (no mpirun)");
     Model m;
     load_for_eval(ckpt, &m, 8);
     int T = m.cfg.T;
@@ -188,9 +238,12 @@ int cmd_eval(int argc, char **argv) {
     }
     EvalRecord rec;
     memset(&rec, 0, sizeof rec);
+    Selectivity sel = {0};
+    if (want_sel) build_selectivity(&sel, m.cfg.L, m.cfg.F, m.cfg.V);
     evaluate_tokens(&m, &comm, all + (size_t)first * (T + 1), counts[comm.rank], counts, n, &rec,
-                    NULL);
-    if (comm.rank == 0) print_eval(&rec, json);
+                    NULL, want_sel ? &sel : NULL);
+    if (comm.rank == 0) print_eval(&rec, json, want_sel ? &sel : NULL);
+    if (want_sel) free_selectivity(&sel);
     free(all); free(counts);
     free_model(&m);
     comm_free(&comm);

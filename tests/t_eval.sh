@@ -37,6 +37,25 @@ for l, (got, exp) in enumerate(zip(e["layers"], layers)):
         assert got[k] == exp[k], (l, k, got[k], exp[k])
 print("eval --json equals the training-time evaluation at step 10:", e["loss"])
 PY
+# --selectivity: the usage numbers are unchanged, and every layer's shares are
+# consistent with its batch use (units_firing / F = batch_use on the same tokens)
+"$RS" eval --checkpoint "$ck" --tokens "$WORK/heldout/val_000000.bin" --json --selectivity \
+    > "$WORK/sel.json" || fail "eval --selectivity failed"
+"$PY" - "$WORK/eval.json" "$WORK/sel.json" "$WORK/out/dataset.nc" <<'PY'
+import json, sys
+import netCDF4
+e, s = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+with netCDF4.Dataset(sys.argv[3]) as ds:
+    F = int(ds["n_hidden"][0])
+assert e["layers"] == s["layers"] and e["loss"] == s["loss"], "selectivity changed the usage numbers"
+assert len(s["selectivity"]) == len(s["layers"])
+for l, (u, sel) in enumerate(zip(s["layers"], s["selectivity"])):
+    assert abs(sel["units_firing"] / F - u["batch_use"]) < 1e-12, (l, sel, u, F)
+    q = sel["ids_per_unit_q"]
+    assert len(q) == 5 and all(0 < a <= b <= 1 for a, b in zip(q, q[1:])), (l, q)
+    assert 0 < sel["ids_present"] <= 16 * 32
+print("eval --selectivity consistent with batch_use")
+PY
 # eval on a damaged input: a shard with tokens >= V
 printf 'garbage' > "$WORK/bad.bin"
 if "$RS" eval --checkpoint "$ck" --tokens "$WORK/bad.bin" 2> "$WORK/err"; then fail "bad shard accepted"; fi
