@@ -17,7 +17,7 @@ LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/main.c,$(SRC)))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all test tests check-asan demo report bench deps clean help
+.PHONY: all test test-quick tests check-asan demo corpus report bench deps clean help
 all: $(BIN)/reluscope
 
 $(BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)
@@ -44,6 +44,10 @@ $(BUILD) $(BUILD)/tests $(BIN):
 test: tests
 	BUILD=$(BUILD) BIN=$(BIN) bash tests/run.sh
 
+# The day-to-day subset, under a minute: the C unit tests and the fast CLI tests.
+test-quick: tests
+	QUICK=1 BUILD=$(BUILD) BIN=$(BIN) bash tests/run.sh
+
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 check-asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin \
@@ -54,6 +58,9 @@ deps:
 
 demo: all
 	bash scripts/demo.sh
+
+corpus: all
+	bash scripts/corpus.sh
 
 report:
 	bash scripts/report.sh
@@ -67,7 +74,9 @@ clean:
 help:
 	@echo "make            build bin/reluscope"
 	@echo "make test       run every test (prints 'N passed, N failed')"
+	@echo "make test-quick the C unit tests and the fast CLI tests (under a minute)"
 	@echo "make check-asan the tests under ASan/UBSan"
 	@echo "make demo       prepare the Brown corpus and run the default sweep"
+	@echo "make corpus     only fetch and prepare the Brown corpus (data/brown)"
 	@echo "make bench      the benchmark table (SPEC §6)"
-	@echo "make deps       install the Debian packages (root)"
+	@echo "make deps       install every Debian package the build, tests, demo and bench need (as root)"

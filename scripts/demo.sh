@@ -12,10 +12,7 @@ source scripts/blas-env.sh
 rs_blas_env bin/reluscope
 RANKS=${RANKS:-2}
 OUT=${OUT:-runs/demo}
-brown=$(bash scripts/fetch-brown.sh | tail -n 1)
-if [ ! -f data/brown/meta.txt ]; then
-    bin/reluscope prepare --out data/brown --tokenizer bpe --vocab 4096 "$brown"/*.txt
-fi
+bash scripts/corpus.sh
 mpirun --oversubscribe -np "$RANKS" bin/reluscope train configs/demo.conf out_dir="$OUT" "$@"
 echo "dataset: $(realpath "$OUT")/dataset.nc"
 bash scripts/report.sh "$OUT/dataset.nc" "$OUT/report"

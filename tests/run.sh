@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: each C unit test (build/tests/test_*), then each script
 # tests/t_*.sh. One line per test; the last line is "N passed, N failed".
+# TESTS=REGEX runs the tests whose names match. QUICK=1 (make test-quick) runs
+# the day-to-day subset, under a minute: every C unit test but the slow ones
+# below, and the fast CLI scripts below.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}; BIN=${BIN:-bin}
@@ -23,14 +26,19 @@ run_one() {
     fi
 }
 only=${TESTS:-}
+QUICK_SKIP_C='^(test_ncout_kill)$'                                 # 20 s of kill -9 rounds
+QUICK_SCRIPTS='^(t_config_cli|t_eval|t_prepare|t_train|t_mpi|t_shellcheck)$'
+quick=${QUICK:-0}
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
     n=$(basename "$t"); [ -n "$only" ] && [[ ! "$n" =~ $only ]] && continue
+    [ "$quick" = 1 ] && [[ "$n" =~ $QUICK_SKIP_C ]] && continue
     run_one "$n" "$t"
 done
 for t in tests/t_*.sh; do
     [ -f "$t" ] || continue
     n=$(basename "$t" .sh); [ -n "$only" ] && [[ ! "$n" =~ $only ]] && continue
+    [ "$quick" = 1 ] && [[ ! "$n" =~ $QUICK_SCRIPTS ]] && continue
     run_one "$n" bash "$t"
 done
 echo "logs: $logdir"

@@ -2,12 +2,12 @@
 # Every shell script of the Slurm jobs and of scripts/ parses (bash -n) and
 # passes shellcheck at severity warning (errors and warnings fail; the
 # info/style notes do not). shellcheck comes from Debian:
-# scripts/install-slurm-deps.sh installs it.
+# make deps (scripts/install-deps.sh) installs it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 if ! command -v shellcheck >/dev/null 2>&1; then
-    echo "FAIL: shellcheck is not installed: run 'sudo bash scripts/install-slurm-deps.sh'" >&2
+    echo "FAIL: shellcheck is not installed: run 'make deps' as root" >&2
     exit 1
 fi
 files=()

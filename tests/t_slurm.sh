@@ -14,7 +14,7 @@
 # The daemons it started are stopped whatever happens. KEEP=1 keeps the temp
 # folder; T_SLURM_PARTS=a or =b runs one part; T_SLURM_RANKS=N sets the
 # ranks of (b). Needs root and Debian's
-# Slurm (scripts/install-slurm-deps.sh); without the packages it prints
+# Slurm (make deps); without the packages it prints
 # SKIPPED and passes, except under CI, where it fails.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,10 +24,10 @@ source "$ROOT/tests/slurm/cluster.sh"
 missing=$(slurm_missing)
 if [ -n "$missing" ]; then
     if [ -n "${CI:-}" ]; then
-        echo "FAIL: t_slurm: Slurm commands missing ($missing): the CI must run scripts/install-slurm-deps.sh" >&2
+        echo "FAIL: t_slurm: Slurm commands missing ($missing): the CI must run make deps" >&2
         exit 1
     fi
-    echo "SKIPPED: t_slurm: Slurm is not installed (missing: $missing); run 'sudo bash scripts/install-slurm-deps.sh'"
+    echo "SKIPPED: t_slurm: Slurm is not installed (missing: $missing); run 'make deps' as root"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
