@@ -5,6 +5,15 @@
 #include "config.h"
 #include "fuzz_common.h"
 
+/* Config errors echo the input: never as raw control bytes (config.h). */
+static void check_printable(const char *err) {
+    for (const char *p = err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            fprintf(stderr, "control byte 0x%02x in the message: %s\n", (unsigned char)*p, err);
+            abort();
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[128], path2[128], err[RS_PATH_MAX + 1024];
     fz_path(path, sizeof path, "fuzz.conf");
@@ -14,6 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     config_defaults(&c);
     if (config_load_file(&c, path, err, sizeof err) != 0) {
         fz_check_error(err, path);
+        check_printable(err);
         return 0;
     }
     if (config_validate(&c, err, sizeof err) != 0) fz_check_error(err, NULL);

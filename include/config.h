@@ -90,8 +90,13 @@ char *config_to_string(const Config *c);
 /* Find a defined size by name; NULL if none. */
 const ModelSize *config_find_size(const Config *c, const char *name);
 
-/* Convenience for CLIs: defaults + file + overrides + validate; dies with
- * a one-line message on any error. */
+/* Defaults + file (path may be NULL) + "key=value" overrides + validate.
+ * -1 + a one-line message on any error (terminal-safe: control bytes and
+ * bytes that are not UTF-8 are shown as \xNN, as in every message here). */
+int config_load(Config *c, const char *path, int n_overrides, char **overrides,
+                char *err, size_t errlen);
+
+/* The same for CLIs: dies with the message. */
 void config_build(Config *c, const char *path, int n_overrides, char **overrides);
 
 #endif

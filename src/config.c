@@ -25,58 +25,89 @@
 #define SIZE_FIELD_MAX (1 << 20)
 #define MAX_VOCAB 65536
 
-typedef enum { K_INT, K_LONG, K_DOUBLE, K_STRING, K_BOOL, K_SAMPLER, K_OPTIMIZER,
-               K_SIZES, K_SEEDS } KeyType;
+/* How a key's text becomes a value. K_CHOICE: the field is an enum (an int)
+ * whose value is the index of the name in the row's `choices` list. */
+typedef enum { K_INT, K_LONG, K_DOUBLE, K_STRING, K_BOOL, K_CHOICE, K_SIZES, K_SEEDS } KeyType;
 
 typedef struct {
     const char *name;
     KeyType type;
-    size_t off;              /* offset of the field in Config */
+    size_t off, size;        /* where the field is in Config, and its size (checked) */
     const char *def;         /* default, as it would be written in a file */
     double lo, hi;           /* valid range of numbers */
     int lo_open, hi_open;    /* 1: the bound itself is excluded */
+    int or_never;            /* numbers: -1 ("never") is valid besides [lo, hi] */
+    int results;             /* 1: a different value changes the recorded numbers */
+    const char *const *choices;  /* K_CHOICE: the names, NULL-terminated */
 } KeyDef;
 
-#define OFF(field) offsetof(Config, field)
+/* A row's field: its offset and size, so that a row whose type does not fit
+ * its field is caught on the first config_defaults (test_config does it). */
+#define AT(field) .off = offsetof(Config, field), .size = sizeof(((Config *)0)->field)
 #define NOMAX HUGE_VAL
 
+static const char *const SAMPLER_NAMES[] = {"random", "sequential", NULL};
+static const char *const OPTIMIZER_NAMES[] = {"adamw", "sgd", NULL};
+
+/* Every key, in the order config_print writes them (and docs/config.md lists
+ * them). `results = 1` marks the keys whose value changes what a run
+ * computes: they decide whether a dataset or checkpoint may be resumed with
+ * another config (config_diff) and make up config_fingerprint. New keys go at
+ * the end. */
 static const KeyDef KEYS[] = {
-    {"sizes", K_SIZES, 0, "tiny", 0, 0, 0, 0},
-    {"seeds", K_SEEDS, 0, "0", 0, 0, 0, 0},
-    {"ranks_per_run", K_INT, OFF(ranks_per_run), "0", 0, NOMAX, 0, 0},
-    {"train_data", K_STRING, OFF(train_data), "", 0, 0, 0, 0},
-    {"val_data", K_STRING, OFF(val_data), "", 0, 0, 0, 0},
-    {"sampler", K_SAMPLER, OFF(sampler), "random", 0, 0, 0, 0},
-    {"batch_size", K_INT, OFF(batch_size), "8", 1, NOMAX, 0, 0},
-    {"steps", K_LONG, OFF(steps), "100", 1, NOMAX, 0, 0},
-    {"optimizer", K_OPTIMIZER, OFF(optimizer), "adamw", 0, 0, 0, 0},
-    {"lr", K_DOUBLE, OFF(lr), "3e-4", 0, NOMAX, 1, 0},
-    {"lr_min", K_DOUBLE, OFF(lr_min), "3e-5", 0, NOMAX, 0, 0},
-    {"warmup_steps", K_LONG, OFF(warmup_steps), "10", 0, NOMAX, 0, 0},
-    {"beta1", K_DOUBLE, OFF(beta1), "0.9", 0, 1, 0, 1},
-    {"beta2", K_DOUBLE, OFF(beta2), "0.95", 0, 1, 0, 1},
-    {"eps", K_DOUBLE, OFF(eps), "1e-8", 0, NOMAX, 1, 0},
-    {"weight_decay", K_DOUBLE, OFF(weight_decay), "0.1", 0, NOMAX, 0, 0},
-    {"grad_clip", K_DOUBLE, OFF(grad_clip), "1.0", 0, NOMAX, 0, 0},
-    {"dead_window", K_LONG, OFF(dead_window), "100", 1, NOMAX, 0, 0},
-    {"snapshot_every", K_LONG, OFF(snapshot_every), "100", 0, NOMAX, 0, 0},
-    {"eval_every", K_LONG, OFF(eval_every), "100", 0, NOMAX, 0, 0},
-    {"eval_tokens", K_LONG, OFF(eval_tokens), "8192", 0, NOMAX, 0, 0},
-    {"spectrum_topk", K_INT, OFF(spectrum_topk), "16", 1, NOMAX, 0, 0},
-    {"out_dir", K_STRING, OFF(out_dir), "runs/default", 0, 0, 0, 0},
-    {"log_every", K_LONG, OFF(log_every), "10", 0, NOMAX, 0, 0},
-    {"checkpoint_every", K_LONG, OFF(checkpoint_every), "100", 0, NOMAX, 0, 0},
-    {"flush_every", K_LONG, OFF(flush_every), "10", 0, NOMAX, 0, 0},
-    {"check_every", K_LONG, OFF(check_every), "50", 0, NOMAX, 0, 0},
-    {"overwrite", K_BOOL, OFF(overwrite), "false", 0, 0, 0, 0},
-    {"debug_nan_step", K_LONG, OFF(debug_nan_step), "-1", -1, NOMAX, 0, 0},
-    {"stop_at_step", K_LONG, OFF(stop_at_step), "-1", -1, NOMAX, 0, 0},
-    {"debug_diverge_step", K_LONG, OFF(debug_diverge_step), "-1", -1, NOMAX, 0, 0},
+    {.name = "sizes", .type = K_SIZES, .def = "tiny", .results = 1},
+    {.name = "seeds", .type = K_SEEDS, .def = "0", .results = 1},
+    {.name = "ranks_per_run", .type = K_INT, AT(ranks_per_run), .def = "0", .hi = NOMAX},
+    {.name = "train_data", .type = K_STRING, AT(train_data), .def = "", .results = 1},
+    {.name = "val_data", .type = K_STRING, AT(val_data), .def = "", .results = 1},
+    {.name = "sampler", .type = K_CHOICE, AT(sampler), .def = "random",
+     .choices = SAMPLER_NAMES, .results = 1},
+    {.name = "batch_size", .type = K_INT, AT(batch_size), .def = "8", .lo = 1, .hi = NOMAX,
+     .results = 1},
+    {.name = "steps", .type = K_LONG, AT(steps), .def = "100", .lo = 1, .hi = NOMAX, .results = 1},
+    {.name = "optimizer", .type = K_CHOICE, AT(optimizer), .def = "adamw",
+     .choices = OPTIMIZER_NAMES, .results = 1},
+    {.name = "lr", .type = K_DOUBLE, AT(lr), .def = "3e-4", .hi = NOMAX, .lo_open = 1,
+     .results = 1},
+    {.name = "lr_min", .type = K_DOUBLE, AT(lr_min), .def = "3e-5", .hi = NOMAX, .results = 1},
+    {.name = "warmup_steps", .type = K_LONG, AT(warmup_steps), .def = "10", .hi = NOMAX,
+     .results = 1},
+    {.name = "beta1", .type = K_DOUBLE, AT(beta1), .def = "0.9", .hi = 1, .hi_open = 1,
+     .results = 1},
+    {.name = "beta2", .type = K_DOUBLE, AT(beta2), .def = "0.95", .hi = 1, .hi_open = 1,
+     .results = 1},
+    {.name = "eps", .type = K_DOUBLE, AT(eps), .def = "1e-8", .hi = NOMAX, .lo_open = 1,
+     .results = 1},
+    {.name = "weight_decay", .type = K_DOUBLE, AT(weight_decay), .def = "0.1", .hi = NOMAX,
+     .results = 1},
+    {.name = "grad_clip", .type = K_DOUBLE, AT(grad_clip), .def = "1.0", .hi = NOMAX,
+     .results = 1},
+    {.name = "dead_window", .type = K_LONG, AT(dead_window), .def = "100", .lo = 1, .hi = NOMAX,
+     .results = 1},
+    {.name = "snapshot_every", .type = K_LONG, AT(snapshot_every), .def = "100", .hi = NOMAX,
+     .results = 1},
+    {.name = "eval_every", .type = K_LONG, AT(eval_every), .def = "100", .hi = NOMAX,
+     .results = 1},
+    {.name = "eval_tokens", .type = K_LONG, AT(eval_tokens), .def = "8192", .hi = NOMAX,
+     .results = 1},
+    {.name = "spectrum_topk", .type = K_INT, AT(spectrum_topk), .def = "16", .lo = 1, .hi = NOMAX,
+     .results = 1},
+    {.name = "out_dir", .type = K_STRING, AT(out_dir), .def = "runs/default"},
+    {.name = "log_every", .type = K_LONG, AT(log_every), .def = "10", .hi = NOMAX},
+    {.name = "checkpoint_every", .type = K_LONG, AT(checkpoint_every), .def = "100", .hi = NOMAX},
+    {.name = "flush_every", .type = K_LONG, AT(flush_every), .def = "10", .hi = NOMAX},
+    {.name = "check_every", .type = K_LONG, AT(check_every), .def = "50", .hi = NOMAX},
+    {.name = "overwrite", .type = K_BOOL, AT(overwrite), .def = "false"},
+    /* the fault-injection keys change nothing before they fire, and a resume
+     * after an injected fault runs without them: not `results` */
+    {.name = "debug_nan_step", .type = K_LONG, AT(debug_nan_step), .def = "-1", .hi = NOMAX,
+     .or_never = 1},
+    {.name = "stop_at_step", .type = K_LONG, AT(stop_at_step), .def = "-1", .lo = 1, .hi = NOMAX,
+     .or_never = 1},
+    {.name = "debug_diverge_step", .type = K_LONG, AT(debug_diverge_step), .def = "-1",
+     .hi = NOMAX, .or_never = 1},
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
-
-static const char *const SAMPLER_NAMES[] = {"random", "sequential"};
-static const char *const OPTIMIZER_NAMES[] = {"adamw", "sgd"};
 
 static const ModelSize BUILTIN_SIZES[] = {
     {"tiny", 2, 64, 4, 256, 64, 256},
@@ -85,6 +116,36 @@ static const ModelSize BUILTIN_SIZES[] = {
     {"P", 6, 512, 8, 4096, 256, 4096},
 };
 
+
+/* The size a row's type needs its field to have (0: not a plain field). */
+static size_t type_size(KeyType t) {
+    switch (t) {
+    case K_INT: case K_BOOL: case K_CHOICE: return sizeof(int);
+    case K_LONG: return sizeof(long);
+    case K_DOUBLE: return sizeof(double);
+    case K_STRING: return RS_PATH_MAX;
+    case K_SIZES: case K_SEEDS: return 0;
+    }
+    return 0;
+}
+
+/* Dies on a row that cannot work: a field of the wrong size, a choice
+ * without names, a bad default (a programming error, caught by any test). */
+static void check_row(const KeyDef *k) {
+    size_t want = type_size(k->type);
+    if (k->type == K_STRING ? k->size < 2 : k->size != want)
+        die("internal error: config key '%s': its field has %zu bytes, its type needs %zu",
+            k->name, k->size, want);
+    if ((k->type == K_CHOICE) != (k->choices != NULL))
+        die("internal error: config key '%s': choices given to a non-choice key or missing",
+            k->name);
+}
+
+static const char *choice_name(const KeyDef *k, int v) {
+    for (int i = 0; k->choices[i]; i++)
+        if (i == v) return k->choices[i];
+    return "(invalid)";
+}
 
 static const KeyDef *find_key(const char *name) {
     for (int i = 0; i < N_KEYS; i++)
@@ -225,36 +286,64 @@ static int add_size_item(Config *c, const char *name, char *why, size_t n) {
     return 0;
 }
 
-static int add_seed_item(Config *c, const char *text, char *why, size_t n) {
-    char *end;
+/* A seed: decimal digits only, within 64 bits; item is the whole list
+ * element, for the message. */
+static int parse_seed(const char *text, size_t len, const char *item, uint64_t *out,
+                      char *why, size_t n) {
+    char buf[32], *end;
+    if (len == 0 || len >= sizeof buf || !isdigit((unsigned char)text[0]))
+        return fail_msg(why, n, "'%s' is not a non-negative integer or a range a-b", item);
+    memcpy(buf, text, len);
+    buf[len] = '\0';
     errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (!isdigit((unsigned char)text[0]) || *end)
-        return fail_msg(why, n, "'%s' is not a non-negative integer", text);
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (*end) return fail_msg(why, n, "'%s' is not a non-negative integer or a range a-b", item);
     if (errno == ERANGE)   /* unsigned long long is 64-bit on every target we build for */
-        return fail_msg(why, n, "'%s' is out of range (0 .. 18446744073709551615)", text);
-    for (int i = 0; i < c->n_seeds; i++)
-        if (c->seeds[i] == (uint64_t)v) return fail_msg(why, n, "seed %s listed twice", text);
-    if (c->n_seeds == MAX_SEEDS) return fail_msg(why, n, "more than %d seeds listed", MAX_SEEDS);
-    c->seeds[c->n_seeds++] = (uint64_t)v;
+        return fail_msg(why, n, "'%s' is out of range (0 .. 18446744073709551615)", buf);
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* One element of `seeds`: a seed, or a range a-b (a <= b, both included). */
+static int add_seed_item(Config *c, const char *text, char *why, size_t n) {
+    const char *dash = strchr(text, '-');
+    size_t len = dash ? (size_t)(dash - text) : strlen(text);
+    uint64_t a, b;
+    if (parse_seed(text, len, text, &a, why, n) != 0) return -1;
+    b = a;
+    if (dash) {
+        if (parse_seed(dash + 1, strlen(dash + 1), text, &b, why, n) != 0) return -1;
+        if (b < a) return fail_msg(why, n, "the range '%s' runs backwards", text);
+    }
+    if (b - a >= (uint64_t)(MAX_SEEDS - c->n_seeds))
+        return fail_msg(why, n, "more than %d seeds listed", MAX_SEEDS);
+    for (uint64_t v = a;; v++) {
+        for (int i = 0; i < c->n_seeds; i++)
+            if (c->seeds[i] == v)
+                return fail_msg(why, n, "seed %llu listed twice", (unsigned long long)v);
+        c->seeds[c->n_seeds++] = v;
+        if (v == b) break;
+    }
     return 0;
 }
 
 /* ---------------------------------------------------------- scalars */
 
 /* The phrase for a violated range: "is not a positive number", "must be >= 1",
- * "must be in [0, 1)". */
+ * "must be in [0, 1)", "must be -1 (never) or >= 1". */
 static void range_phrase(const KeyDef *k, char *out, size_t n) {
+    const char *never = k->or_never ? "-1 (never) or " : "";
     if (isinf(k->hi)) {
-        if (k->lo == 0 && k->lo_open) snprintf(out, n, "is not a positive number");
-        else snprintf(out, n, "must be %s %g", k->lo_open ? ">" : ">=", k->lo);
+        if (k->lo == 0 && k->lo_open && !k->or_never) snprintf(out, n, "is not a positive number");
+        else snprintf(out, n, "must be %s%s %g", never, k->lo_open ? ">" : ">=", k->lo);
     } else {
-        snprintf(out, n, "must be in %c%g, %g%c", k->lo_open ? '(' : '[', k->lo, k->hi,
+        snprintf(out, n, "must be %sin %c%g, %g%c", never, k->lo_open ? '(' : '[', k->lo, k->hi,
                  k->hi_open ? ')' : ']');
     }
 }
 
 static int in_range(const KeyDef *k, double v) {
+    if (k->or_never && v == -1) return 1;
     if (k->lo_open ? !(v > k->lo) : !(v >= k->lo)) return 0;
     if (k->hi_open ? !(v < k->hi) : !(v <= k->hi)) return 0;
     return 1;
@@ -299,14 +388,13 @@ static int set_number(Config *c, const KeyDef *k, const char *v, char *why, size
     return 0;
 }
 
-static int set_choice(int *out, const char *const *names, int count, const char *v,
-                      char *why, size_t n) {
-    for (int i = 0; i < count; i++)
-        if (!strcmp(v, names[i])) { *out = i; return 0; }
-    char list[128] = "";
-    for (int i = 0; i < count; i++) {
-        strncat(list, names[i], sizeof list - strlen(list) - 1);
-        if (i + 1 < count) strncat(list, ", ", sizeof list - strlen(list) - 1);
+static int set_choice(const KeyDef *k, int *out, const char *v, char *why, size_t n) {
+    for (int i = 0; k->choices[i]; i++)
+        if (!strcmp(v, k->choices[i])) { *out = i; return 0; }
+    char list[256] = "";
+    for (int i = 0; k->choices[i]; i++) {
+        if (i) strncat(list, ", ", sizeof list - strlen(list) - 1);
+        strncat(list, k->choices[i], sizeof list - strlen(list) - 1);
     }
     return fail_msg(why, n, "'%s' is not one of %s", v, list);
 }
@@ -320,10 +408,10 @@ static int set_bool(int *out, const char *v, char *why, size_t n) {
     return fail_msg(why, n, "'%s' is not a boolean (true/false, yes/no, 1/0)", v);
 }
 
-static int set_string(char *field, const char *v, char *why, size_t n) {
+static int set_string(const KeyDef *k, char *field, const char *v, char *why, size_t n) {
     size_t len = strlen(v);
-    if (len >= RS_PATH_MAX)
-        return fail_msg(why, n, "the value is longer than %d bytes", RS_PATH_MAX - 1);
+    if (len >= k->size)
+        return fail_msg(why, n, "the value is longer than %zu bytes", k->size - 1);
     /* a quote inside would not survive printing and re-loading */
     for (const char *p = v; *p; p++)
         if (*p == '"' || iscntrl((unsigned char)*p))
@@ -356,19 +444,11 @@ static int set_list(Config *c, const KeyDef *k, const char *v, char *why, size_t
 
 static int set_key(Config *c, const KeyDef *k, const char *v, char *why, size_t n) {
     char *field = (char *)c + k->off;
-    int choice = 0;
     switch (k->type) {
     case K_INT: case K_LONG: case K_DOUBLE: return set_number(c, k, v, why, n);
-    case K_STRING: return set_string(field, v, why, n);
+    case K_STRING: return set_string(k, field, v, why, n);
     case K_BOOL: return set_bool((int *)(void *)field, v, why, n);
-    case K_SAMPLER:
-        if (set_choice(&choice, SAMPLER_NAMES, 2, v, why, n) != 0) return -1;
-        c->sampler = (SamplerKind)choice;
-        return 0;
-    case K_OPTIMIZER:
-        if (set_choice(&choice, OPTIMIZER_NAMES, 2, v, why, n) != 0) return -1;
-        c->optimizer = (OptimizerKind)choice;
-        return 0;
+    case K_CHOICE: return set_choice(k, (int *)(void *)field, v, why, n);
     case K_SIZES: case K_SEEDS: return set_list(c, k, v, why, n);
     }
     return fail_msg(why, n, "internal error: key type %d", (int)k->type);
@@ -386,8 +466,44 @@ static void normalize_value(const char *value, char *out, size_t n) {
     out[len] = '\0';
 }
 
-int config_set(Config *c, const char *key, const char *value, const char *origin,
-               char *err, size_t errlen) {
+/* Length of the valid UTF-8 sequence at s (0 if it is not one). */
+static size_t utf8_len(const unsigned char *s) {
+    size_t len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (s[0] >= 0xF5 || (s[0] == 0xC2 && s[1] < 0xA0)) return 0;   /* C1 controls too */
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return len;
+}
+
+/* Rewrites a message so that it can go to a terminal: control bytes and
+ * bytes that are not UTF-8 (a binary file given as a config echoes them)
+ * become \xNN. Idempotent, so every public exit may apply it. Returns -1. */
+static int escaped(char *err, size_t errlen) {
+    if (!err || errlen == 0) return -1;
+    size_t n = strlen(err), o = 0;
+    char *in = xmalloc(n + 1);
+    memcpy(in, err, n + 1);
+    for (size_t i = 0; i < n && o + 1 < errlen;) {
+        const unsigned char *u = (const unsigned char *)in + i;
+        size_t len = u[0] < 0x80 ? (u[0] >= 0x20 && u[0] != 0x7F) : utf8_len(u);
+        if (len == 0) {
+            if (o + 5 > errlen) break;
+            o += (size_t)snprintf(err + o, errlen - o, "\\x%02X", u[0]);
+            i++;
+        } else {
+            if (o + len >= errlen) break;
+            memcpy(err + o, u, len);
+            o += len;
+            i += len;
+        }
+    }
+    err[o] = '\0';
+    free(in);
+    return -1;
+}
+
+static int config_set_raw(Config *c, const char *key, const char *value, const char *origin,
+                          char *err, size_t errlen) {
     char v[RS_PATH_MAX + 2], why[768];
     if (!origin) origin = "command line";
     if (strlen(value ? value : "") > RS_PATH_MAX)
@@ -412,14 +528,21 @@ int config_set(Config *c, const char *key, const char *value, const char *origin
     return 0;
 }
 
+int config_set(Config *c, const char *key, const char *value, const char *origin,
+               char *err, size_t errlen) {
+    return config_set_raw(c, key, value, origin, err, errlen) == 0 ? 0 : escaped(err, errlen);
+}
+
 void config_defaults(Config *c) {
     char err[256];
     memset(c, 0, sizeof *c);
     c->n_defined = (int)(sizeof BUILTIN_SIZES / sizeof BUILTIN_SIZES[0]);
     memcpy(c->defined, BUILTIN_SIZES, sizeof BUILTIN_SIZES);
-    for (int i = 0; i < N_KEYS; i++)
+    for (int i = 0; i < N_KEYS; i++) {
+        check_row(&KEYS[i]);
         if (config_set(c, KEYS[i].name, KEYS[i].def, "defaults", err, sizeof err) != 0)
             die("internal error: %s", err);
+    }
 }
 
 /* ------------------------------------------------------------ files */
@@ -500,7 +623,10 @@ static int load_line(Config *c, const char *path, long lineno, char *line, KeySe
 
 int config_load_file(Config *c, const char *path, char *err, size_t errlen) {
     FILE *fp = fopen(path, "r");
-    if (!fp) return fail_msg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!fp) {
+        fail_msg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return escaped(err, errlen);
+    }
     KeySeen seen = {0, 0, NULL, NULL};
     char *line = NULL;
     size_t cap = 0;
@@ -520,7 +646,7 @@ int config_load_file(Config *c, const char *path, char *err, size_t errlen) {
     free(line);
     key_seen_free(&seen);
     fclose(fp);
-    return rc;
+    return rc == 0 ? 0 : escaped(err, errlen);
 }
 
 /* ------------------------------------------------------- validation */
@@ -551,8 +677,7 @@ static void value_text(const Config *c, const KeyDef *k, char *out, size_t n) {
     case K_DOUBLE: format_double(*(const double *)(const void *)field, out, n); break;
     case K_STRING: snprintf(out, n, "\"%s\"", field); break;
     case K_BOOL: snprintf(out, n, "%s", *(const int *)(const void *)field ? "true" : "false"); break;
-    case K_SAMPLER: snprintf(out, n, "%s", SAMPLER_NAMES[c->sampler == SAMPLER_SEQUENTIAL]); break;
-    case K_OPTIMIZER: snprintf(out, n, "%s", OPTIMIZER_NAMES[c->optimizer == OPT_SGD]); break;
+    case K_CHOICE: snprintf(out, n, "%s", choice_name(k, *(const int *)(const void *)field)); break;
     case K_SIZES:
         for (int i = 0; i < c->n_sizes && used < n; i++)
             used += (size_t)snprintf(out + used, n - used, "%s%s", i ? ", " : "", c->sizes[i].name);
@@ -569,6 +694,13 @@ static void value_text(const Config *c, const KeyDef *k, char *out, size_t n) {
 static int validate_ranges(const Config *c, char *err, size_t errlen) {
     for (int i = 0; i < N_KEYS; i++) {
         const KeyDef *k = &KEYS[i];
+        if (k->type == K_CHOICE) {
+            int v = *(const int *)(const void *)((const char *)c + k->off), count = 0;
+            while (k->choices[count]) count++;
+            if (v < 0 || v >= count)
+                return fail_msg(err, errlen, "key '%s': value %d is not one of its %d choices",
+                                k->name, v, count);
+        }
         if (k->type != K_INT && k->type != K_LONG && k->type != K_DOUBLE) continue;
         double v = number_value(c, k);
         if (!isfinite(v) || !in_range(k, v)) {
@@ -664,19 +796,35 @@ char *config_to_string(const Config *c) {
     return buf;
 }
 
+/* One "key=value" argument. */
+static int set_override(Config *c, const char *arg, char *err, size_t errlen) {
+    const char *eq = strchr(arg, '=');
+    if (!eq) return fail_msg(err, errlen, "command line: expected key=value, got '%s'", arg);
+    char key[128];
+    size_t klen = (size_t)(eq - arg);
+    if (klen >= sizeof key)
+        return fail_msg(err, errlen, "command line: unknown key '%.*s'", (int)klen, arg);
+    memcpy(key, arg, klen);
+    key[klen] = '\0';
+    return config_set(c, trim(key), eq + 1, "command line", err, errlen);
+}
+
+int config_load(Config *c, const char *path, int n_overrides, char **overrides,
+                char *err, size_t errlen) {
+    config_defaults(c);
+    if (path && config_load_file(c, path, err, errlen) != 0) return -1;
+    for (int i = 0; i < n_overrides; i++)
+        if (set_override(c, overrides[i], err, errlen) != 0) return escaped(err, errlen);
+    if (config_validate(c, err, errlen) != 0) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", err);
+        fail_msg(err, errlen, "%s: %s", path ? path : "config", why);
+        return escaped(err, errlen);
+    }
+    return 0;
+}
+
 void config_build(Config *c, const char *path, int n_overrides, char **overrides) {
     char err[RS_PATH_MAX + 1024];
-    config_defaults(c);
-    if (path && config_load_file(c, path, err, sizeof err) != 0) die("%s", err);
-    for (int i = 0; i < n_overrides; i++) {
-        const char *eq = strchr(overrides[i], '=');
-        if (!eq) die("command line: expected key=value, got '%s'", overrides[i]);
-        char key[128];
-        size_t klen = (size_t)(eq - overrides[i]);
-        if (klen >= sizeof key) die("command line: unknown key '%.*s'", (int)klen, overrides[i]);
-        memcpy(key, overrides[i], klen);
-        key[klen] = '\0';
-        if (config_set(c, trim(key), eq + 1, "command line", err, sizeof err) != 0) die("%s", err);
-    }
-    if (config_validate(c, err, sizeof err) != 0) die("%s: %s", path ? path : "config", err);
+    if (config_load(c, path, n_overrides, overrides, err, sizeof err) != 0) die("%s", err);
 }

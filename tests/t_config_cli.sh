@@ -71,6 +71,21 @@ expect_rejected duplicate_key "c.conf:8:" "key 'seeds'" "twice" -- "$C"
 write_config "$C" "just some words"
 expect_rejected no_equals "c.conf:8:" "key = value" -- "$C"
 
+write_config "$C" "stop_at_step = 0"
+expect_rejected stop_at_zero "c.conf:8:" "key 'stop_at_step'" "-1 (never) or >= 1" -- "$C"
+
+write_config "$C" "seeds = 2-1"
+sed -i '/^seeds = 0, 1$/d' "$C"
+expect_rejected backwards_range "c.conf:7:" "key 'seeds'" "backwards" -- "$C"
+
+# junk in a config (a binary file, a terminal escape): the message is one
+# line without raw control bytes or bytes that are not UTF-8
+printf '\033]0;owned\007 = 1\n\377\376\n' > "$WORK/junk.conf"
+expect_rejected binary_junk "junk.conf:1:" '\x1B' -- "$WORK/junk.conf"
+if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f\x80-\xff]' "$WORK/binary_junk.err"; then
+    fail "binary_junk: raw bytes on stderr: $(od -c "$WORK/binary_junk.err" | head -3)"
+fi
+
 write_config "$C"
 expect_rejected override_unknown "command line" "unknown key 'nope'" -- "$C" nope=3
 expect_rejected override_bad "command line" "key 'beta2'" -- "$C" beta2=1.5
@@ -89,6 +104,16 @@ expect_rejected out_dir_is_file "$WORK/a_file" "cannot create the output folder"
 # the shards >= V of a size, or too few windows for a batch
 expect_rejected tokens_over_v "train_" "token" -- "$C" "size.t2=L=2 d=32 h=2 F=64 T=32 V=50"
 expect_rejected too_few_windows "train_" -- "$C" batch_size=4096
+
+# `seeds = 0-4` in the file, replaced by a command-line list (what every
+# jobs/ array task does): accepted, and the override wins
+write_config "$C" "steps = 2" "warmup_steps = 1" "eval_every = 0" "snapshot_every = 0" "checkpoint_every = 0"
+sed -i 's/^seeds = 0, 1$/seeds = 0-4/' "$C"
+"$RS" train "$C" seeds=3,1 > "$WORK/range.out" 2> "$WORK/range.err" \
+    || fail "seeds = 0-4 with seeds=3,1 on the command line: $(cat "$WORK/range.err")"
+grep -q '^seeds = 3, 1$' "$WORK/range.out" || fail "the override did not win: $(grep seeds "$WORK/range.out")"
+rm -rf "$WORK/out"
+echo "ok: seed range in the file, list on the command line"
 
 # OpenBLAS kernels (src/blas.c, scripts/blas-env.sh): whatever this machine's
 # CPU, the advice must be one that OpenBLAS takes, after which there is none;

@@ -146,8 +146,11 @@ static void test_set_rejections(void) {
     const char *cadences[] = {"snapshot_every", "eval_every", "log_every", "checkpoint_every",
                               "flush_every", "check_every"};
     for (int i = 0; i < 6; i++) reject_set(cadences[i], "-1", NULL);
-    reject_set("debug_nan_step", "-2", NULL);
+    reject_set("debug_nan_step", "-2", "must be -1 (never) or >= 0");
     reject_set("stop_at_step", "x", NULL);
+    reject_set("stop_at_step", "0", "must be -1 (never) or >= 1");   /* would do nothing */
+    reject_set("stop_at_step", "-2", NULL);
+    reject_set("debug_diverge_step", "-3", NULL);
     reject_set("overwrite", "maybe", "boolean");
     reject_set("sampler", "shuffled", "random, sequential");
     reject_set("optimizer", "adam", "adamw, sgd");
@@ -157,6 +160,15 @@ static void test_set_rejections(void) {
     reject_set("seeds", "", "empty");
     reject_set("seeds", "1,,2", "empty");
     reject_set("seeds", "18446744073709551616", "out of range");
+    reject_set("seeds", "0-18446744073709551616", "out of range");
+    reject_set("seeds", "1-2-3", "'1-2-3' is not a non-negative integer or a range a-b");
+    reject_set("seeds", "3-", "'3-' is not");
+    reject_set("seeds", "-3", "'-3' is not");
+    reject_set("seeds", "5-3", "backwards");
+    reject_set("seeds", "0-64", "more than 64 seeds");
+    reject_set("seeds", "0-18446744073709551615", "more than 64 seeds");
+    reject_set("seeds", "1, 0-2", "seed 1 listed twice");
+    reject_set("seeds", "0-31, 32-64", "more than 64 seeds");
     reject_set("sizes", "S, S", "twice");
     reject_set("sizes", "bad name!", NULL);
     reject_set("size.x", "L=2 d=30 h=4 F=8 T=8 V=8", "not a multiple of h=4");
@@ -177,6 +189,85 @@ static void test_set_rejections(void) {
     config_set(&c, "seeds", "4, 5", "t", err, sizeof err);
     CHECK(config_set(&c, "seeds", "6, x", "t", err, sizeof err) == -1 && c.n_seeds == 2 &&
           c.seeds[0] == 4, "a bad list replaced the old one");
+}
+
+/* Seeds may be ranges a-b (both ends included), alone or in lists; a file's
+ * range and a command-line list that replaces it (jobs/ does exactly that). */
+static void test_seed_ranges(void) {
+    Config c;
+    char err[512], path[256];
+    base(&c);
+    CHECK(config_set(&c, "seeds", "0-4", "t", err, sizeof err) == 0, "0-4: %s", err);
+    CHECK(c.n_seeds == 5 && c.seeds[0] == 0 && c.seeds[4] == 4, "0-4 gave %d seeds", c.n_seeds);
+    CHECK(config_set(&c, "seeds", "10, 2-3 ,7-7", "t", err, sizeof err) == 0, "list: %s", err);
+    CHECK(c.n_seeds == 4 && c.seeds[0] == 10 && c.seeds[1] == 2 && c.seeds[2] == 3 &&
+          c.seeds[3] == 7, "a list of ranges, in the order written");
+    CHECK(config_set(&c, "seeds", "0-63", "t", err, sizeof err) == 0 && c.n_seeds == 64,
+          "64 seeds in one range: %s", err);
+    CHECK(config_set(&c, "seeds", "18446744073709551614-18446744073709551615", "t", err,
+                     sizeof err) == 0 && c.n_seeds == 2 && c.seeds[1] == UINT64_MAX,
+          "a range ending at the largest seed: %s", err);
+    char *text = config_to_string(&c);
+    CHECK(strstr(text, "\nseeds = 18446744073709551614, 18446744073709551615\n") != NULL,
+          "printed seeds are expanded:\n%s", text);
+    free(text);
+    snprintf(path, sizeof path, "%s/range.conf", tmpdir);
+    write_file(path, "train_data = x_*.bin\nseeds = 0-4\n");
+    char *ov[] = {"seeds=0,1"};
+    CHECK(config_load(&c, path, 1, ov, err, sizeof err) == 0, "file range + override: %s", err);
+    CHECK(c.n_seeds == 2 && c.seeds[1] == 1, "the override replaced the file's range");
+    CHECK(config_load(&c, path, 0, NULL, err, sizeof err) == 0 && c.n_seeds == 5,
+          "the file's range alone: %s", err);
+}
+
+/* A binary file or a terminal escape given as config text: the message must
+ * never carry raw control bytes (or bytes that are not UTF-8) to a terminal. */
+static void test_escaped_messages(void) {
+    char path[256], err[1024];
+    Config c;
+    const char *junk[] = {"\x1b]0;owned\x07 = 1\n", "lr = \x1b[2J\n", "\xff\xfe\x01\x02\n",
+                          "lr = 1\n\xc2\x9b" "31m = 2\n", "sizes = a\x7f\n"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/junk%d.conf", tmpdir, i);
+        write_file(path, junk[i]);
+        base(&c);
+        err[0] = '\0';
+        CHECK(config_load_file(&c, path, err, sizeof err) == -1, "junk %d loaded", i);
+        int bad = 0;
+        for (const unsigned char *p = (const unsigned char *)err; *p; p++)
+            if (*p < 0x20 || *p == 0x7f || *p == 0xff || *p == 0xfe || (p[0] == 0xc2 && p[1] < 0xa0))
+                bad = 1;
+        CHECK(!bad, "junk %d: raw bytes in the message: %s", i, err);
+        CHECK(strstr(err, "\\x") != NULL, "junk %d: no \\xNN escape: %s", i, err);
+        CHECK(strstr(err, path) != NULL, "junk %d: the file is not named: %s", i, err);
+    }
+    /* command-line values too, and UTF-8 text is kept as it is */
+    base(&c);
+    CHECK(config_set(&c, "sampler", "r\xc3\xa9\x1b", "command line", err, sizeof err) == -1 &&
+          strstr(err, "'r\xc3\xa9\\x1B'") != NULL, "command-line junk: %s", err);
+    char *ov[] = {"\x1b[31m"};
+    CHECK(config_load(&c, NULL, 1, ov, err, sizeof err) == -1 && strstr(err, "\\x1B[31m"),
+          "an override without '=': %s", err);
+}
+
+/* Choice keys are one type: the names come from the key's row, and a value
+ * set in code outside the list is refused by validation. */
+static void test_choices(void) {
+    Config c;
+    char err[512];
+    base(&c);
+    CHECK(config_set(&c, "optimizer", "sgd", "t", err, sizeof err) == 0 && c.optimizer == OPT_SGD,
+          "optimizer = sgd");
+    CHECK(config_set(&c, "sampler", "sequential", "t", err, sizeof err) == 0 &&
+          c.sampler == SAMPLER_SEQUENTIAL, "sampler = sequential");
+    CHECK(config_set(&c, "sampler", "Random", "t", err, sizeof err) == -1, "choices are exact");
+    c.sampler = (SamplerKind)2;
+    CHECK(config_validate(&c, err, sizeof err) == -1 && strstr(err, "key 'sampler'"),
+          "sampler 2 set in code validated: %s", err);
+    base(&c);
+    c.optimizer = (OptimizerKind)-1;
+    CHECK(config_validate(&c, err, sizeof err) == -1 && strstr(err, "key 'optimizer'"),
+          "optimizer -1 set in code validated: %s", err);
 }
 
 /* Assignments that each set fine but that config_validate must refuse. */
@@ -333,6 +424,9 @@ int main(void) {
     test_validate_rejections();
     test_file_rejections();
     test_round_trip();
+    test_seed_ranges();
+    test_escaped_messages();
+    test_choices();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
