@@ -14,9 +14,16 @@ typedef struct {
     int64_t step;            /* next step to run */
     int64_t tokens_seen;
     uint64_t seed;
-    uint64_t rng_state[4];   /* the run's RNG after init (kept for future use) */
+    uint64_t rng_state[4];   /* the run's RNG (xoshiro256** words): whatever draws
+                              * random numbers during training draws from it */
     DeathTracker *trackers;  /* [L] */
 } RunState;
+
+/* The run's RNG stream: rng_seed(seed, RUN_RNG_STREAM) at step 0. */
+#define RUN_RNG_STREAM 0x52554Eull   /* "RUN" */
+
+/* A new run's state at step 0: its seed and its RNG seeded from it. */
+void run_state_init(RunState *rs, uint64_t seed);
 
 /* Write "<dir>/ckpt_<step:08>.bin" atomically; keeps the newest `keep` files
  * and removes older ones. 0 ok, -1 + err (nothing damaged left behind). */

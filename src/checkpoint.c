@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "record.h"
+#include "rng.h"
 #include "util.h"
 
 /* The format is little-endian. Header fields are packed byte by byte, but
@@ -292,6 +293,13 @@ static void prune(const char *dir, int64_t step, int keep) {
     free(e);
 }
 
+void run_state_init(RunState *rs, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed, RUN_RNG_STREAM);
+    rs->seed = seed;
+    memcpy(rs->rng_state, r.s, sizeof rs->rng_state);
+}
+
 int checkpoint_save(const char *dir, const ModelSize *ms, const char *config_text,
                     const Model *m, const Optimizer *opt, const RunState *rs,
                     int keep, char *err, size_t errlen) {
@@ -517,6 +525,10 @@ int checkpoint_load(const char *path, const ModelSize *ms, Model *m, Optimizer *
         rs->tokens_seen = k.tokens_seen;
         rs->seed = k.seed;
         memcpy(rs->rng_state, k.rng, sizeof rs->rng_state);
+        /* All zero is no xoshiro state: a checkpoint of a build that did not
+         * set it. Nothing drew from the run's RNG then, so its state is
+         * still the seeded one. */
+        if (!(k.rng[0] | k.rng[1] | k.rng[2] | k.rng[3])) run_state_init(rs, k.seed);
         if (rs->trackers) copy_trackers(&k, rs);
     }
     ckpt_close(&k);

@@ -57,7 +57,7 @@ static void open_run(Run *r, const Config *c, int run, Comm *comm) {
     build_model(&r->model, &r->size, r->B_local);
     build_optimizer(&r->opt, c->optimizer, r->model.num_params);
     int L = r->size.L, F = r->size.F, T = r->size.T;
-    r->state.seed = r->seed;
+    run_state_init(&r->state, r->seed);
     r->state.trackers = xcalloc((size_t)L, sizeof(DeathTracker));
     for (int l = 0; l < L; l++) build_death_tracker(&r->state.trackers[l], F, c->dead_window);
     r->tokens = xmalloc((size_t)r->B_local * (T + 1) * sizeof *r->tokens);

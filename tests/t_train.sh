@@ -60,6 +60,31 @@ done
     --tokens "$WORK/data/val_000000.bin" --json > "$WORK/e2.json"
 cmp -s "$WORK/e1.json" "$WORK/e2.json" || fail "final parameters differ after resume (eval differs)"
 
+# --- the RNG state in the header (offset 96, docs/checkpoint.md) is the run's
+# stream rng_seed(seed, 0x52554E) of docs/data.md, computed here independently,
+# in a fresh run's checkpoint and in a resumed one's
+for f in "$WORK/det1/checkpoints/t2_seed0/ckpt_00000020.bin" "$WORK/res/checkpoints/t2_seed0/ckpt_00000020.bin"; do
+    "$PY" - "$f" <<'PY' || fail "$f: the RNG state is not the run's seeded stream"
+import struct, sys
+M = (1 << 64) - 1
+def splitmix64(st):
+    st = (st + 0x9E3779B97F4A7C15) & M
+    z = st
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+    return st, z ^ (z >> 31)
+h = open(sys.argv[1], "rb").read(160)
+seed, = struct.unpack_from("<Q", h, 72)
+_, hs = splitmix64((0x52554E + 0x5851F42D4C957F2D) & M)
+st, want = seed ^ hs, []
+for _ in range(4):
+    st, w = splitmix64(st)
+    want.append(w)
+got = list(struct.unpack_from("<4Q", h, 96))
+sys.exit(0 if got == want and any(got) else 1)
+PY
+done
+
 # --- a damaged checkpoint is named and skipped, never loaded
 ck=$WORK/res/checkpoints/t2_seed0
 newest=$(ls "$ck"/ckpt_*.bin | tail -n 1)

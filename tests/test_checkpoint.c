@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "check.h"
 #include "checkpoint.h"
+#include "rng.h"
 
 static char tmpdir[] = "/tmp/test_checkpoint.XXXXXX";
 static const ModelSize TINY = {"tiny", 2, 64, 4, 256, 64, 256};
@@ -188,6 +189,35 @@ static void test_round_trip(Bundle *src) {
     CHECK(checkpoint_load(file, &TINY, &m, NULL, NULL, err, sizeof err) == 0 &&
           !memcmp(m.params_memory, src->m.params_memory, m.num_params * 4), "model-only: %s", err);
     free_model(&m);
+}
+
+/* The run's RNG: seeded from the seed's own stream; a checkpoint with an
+ * all-zero state (older builds) loads as the seeded state, any other state
+ * loads as saved. */
+static void test_rng_state(Bundle *b) {
+    char err[1024], dir[512];
+    RunState a = {0}, c = {0};
+    run_state_init(&a, 7);
+    run_state_init(&c, 8);
+    Rng r;
+    rng_seed(&r, 7, RUN_RNG_STREAM);
+    CHECK(a.seed == 7 && !memcmp(a.rng_state, r.s, sizeof r.s), "run_state_init: seeded stream");
+    CHECK((a.rng_state[0] | a.rng_state[1] | a.rng_state[2] | a.rng_state[3]) != 0 &&
+          memcmp(a.rng_state, c.rng_state, sizeof a.rng_state), "states valid, per seed");
+    snprintf(dir, sizeof dir, "%s/rng", tmpdir);
+    uint64_t saved[4];
+    memcpy(saved, b->rs.rng_state, sizeof saved);
+    memset(b->rs.rng_state, 0, sizeof b->rs.rng_state);
+    CHECK(checkpoint_save(dir, &TINY, CONFIG_TEXT, &b->m, &b->opt, &b->rs, 0, err,
+                          sizeof err) == 0, "save: %s", err);
+    memcpy(b->rs.rng_state, saved, sizeof saved);
+    Bundle d;
+    build_bundle(&d, &TINY, OPT_ADAMW, 100);
+    CHECK(checkpoint_load(path_in(dir, "ckpt_00000042.bin"), &TINY, &d.m, &d.opt, &d.rs, err,
+                          sizeof err) == 0, "load: %s", err);
+    rng_seed(&r, b->rs.seed, RUN_RNG_STREAM);
+    CHECK(!memcmp(d.rs.rng_state, r.s, sizeof r.s), "zero RNG state loads as the seeded one");
+    free_bundle(&d);
 }
 
 /* A load of `path` must fail naming it and `want`, leaving dst untouched. */
@@ -383,6 +413,7 @@ int main(void) {
     build_bundle(&src, &TINY, OPT_ADAMW, 100);
     fill_bundle(&src, 42);
     test_round_trip(&src);
+    test_rng_state(&src);
     test_damage();
     test_find_latest(&src);
     test_failed_save(&src);

@@ -4,6 +4,7 @@
  * window once, and the window arithmetic holds past 2^31 tokens. */
 #include "check.h"
 #include "data.h"
+#include "rng.h"
 #include "util.h"
 #include <fcntl.h>
 #include <stdlib.h>
@@ -244,6 +245,51 @@ static void test_permutations(void) {
     free(seen);
 }
 
+/* docs/data.md's definition of the permutation, written from the text alone:
+ * sampler_permute must agree with it, so the batch order can be reproduced
+ * from the docs. */
+static uint64_t doc_hash64(uint64_t x) {
+    uint64_t z = x + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int64_t doc_permute(uint64_t seed, int64_t e, int64_t i, int64_t W) {
+    if (W <= 1) return 0;
+    int b = 2;
+    while (((uint64_t)1 << b) < (uint64_t)W) b++;
+    int h = (b + 1) / 2;
+    uint64_t base = doc_hash64(seed ^ doc_hash64((uint64_t)e + 0x6A09E667F3BCC909ull)), k[6];
+    for (int r = 0; r < 6; r++) k[r] = doc_hash64(base + (uint64_t)r * 0x9E3779B97F4A7C15ull);
+    uint64_t x = (uint64_t)i, m = ((uint64_t)1 << h) - 1;
+    do {
+        uint64_t L = x >> h, R = x & m;
+        for (int r = 0; r < 6; r++) {
+            uint64_t t = R;
+            R = L ^ (doc_hash64(R ^ k[r]) & m);
+            L = t;
+        }
+        x = (L << h) | R;
+    } while (x >= (uint64_t)W);
+    return (int64_t)x;
+}
+
+static void test_documented_permutation(void) {
+    /* splitmix64's published first output for state 0 */
+    CHECK(doc_hash64(0) == 0xE220A8397B1DCDAFull && hash64(0) == doc_hash64(0), "hash64(0)");
+    const int64_t sizes[] = { 2, 3, 4, 5, 17, 1000, 4097, 1000003 };
+    const uint64_t seeds[] = { 0, 7, 0xDEADBEEFCAFEF00Dull };
+    int bad = 0;
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
+        for (size_t s = 0; s < 3; s++)
+            for (int64_t e = 0; e < 3; e++)
+                for (int64_t i = 0; i < 200 && i < sizes[k]; i++)
+                    bad += sampler_permute(seeds[s], e, i, sizes[k]) !=
+                           doc_permute(seeds[s], e, i, sizes[k]);
+    CHECK(bad == 0, "sampler_permute differs from docs/data.md in %d cases", bad);
+}
+
 /* ------------------------------------------------------ past 2^31 tokens */
 
 /* The arithmetic alone, on a fake set whose shards are never read. */
@@ -339,6 +385,7 @@ int main(void) {
     test_bad_shards();
     test_sampler();
     test_permutations();
+    test_documented_permutation();
     test_large_arithmetic();
     test_large_file();
     rmdir(dir);
