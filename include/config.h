@@ -67,6 +67,34 @@ typedef struct {
     long debug_diverge_step;
 } Config;
 
+/* ---- the key table ----
+ * Every key except `size.NAME` is one row of KEYS in src/config.c; setting,
+ * defaults, validation, printing, comparing and fingerprinting all walk it.
+ * A new key is a field in Config and one row (docs/config.md: "Adding a key"). */
+
+/* How a key's text becomes a value. K_CHOICE: the field is an enum (an int)
+ * holding the index of its name in the row's `choices` list. */
+typedef enum { K_INT, K_LONG, K_DOUBLE, K_STRING, K_BOOL, K_CHOICE, K_SIZES, K_SEEDS } KeyType;
+
+typedef struct {
+    const char *name;
+    KeyType type;
+    size_t off, size;        /* where the field is in Config, and its size (checked) */
+    const char *def;         /* default, as it would be written in a file */
+    double lo, hi;           /* valid range of numbers */
+    int lo_open, hi_open;    /* 1: the bound itself is excluded */
+    int or_never;            /* numbers: -1 ("never") is valid besides [lo, hi] */
+    int results;             /* 1: another value changes what a run computes */
+    const char *const *choices;  /* K_CHOICE: the names, NULL-terminated */
+} ConfigKey;
+
+/* The rows, in printing order. */
+const ConfigKey *config_keys(int *count);
+
+/* The value of one key as it is written in a file (strings quoted, reals in
+ * the shortest form that reads back exactly, lists as "a, b"). */
+void config_key_text(const Config *c, const ConfigKey *k, char *out, size_t n);
+
 /* Defaults, with the built-in sizes defined and sizes = tiny, seeds = 0. */
 void config_defaults(Config *c);
 
@@ -81,11 +109,41 @@ int config_set(Config *c, const char *key, const char *value, const char *origin
 /* Cross-key checks (d % h, F >= 1, eval_tokens vs T, ...). -1 + err on failure. */
 int config_validate(const Config *c, char *err, size_t errlen);
 
+/* Apply config text held in memory (e.g. the `config` attribute of a
+ * dataset); origin names it in errors. stored = 1 reads text written by
+ * config_print of this or an older build: a bad value of a key that does not
+ * change results is skipped (the rules may have tightened since). */
+int config_load_text(Config *c, const char *text, const char *origin, int stored,
+                     char *err, size_t errlen);
+
 /* Print the effective config as loadable `key = value` lines. */
 void config_print(const Config *c, FILE *fp);
 
 /* The same text into a malloc'd string (for NetCDF / checkpoint metadata). */
 char *config_to_string(const Config *c);
+
+/* Do two configs compute the same numbers? Compares the keys whose row is
+ * `results`, the listed sizes (names and shapes) and the seeds; ignore_grid
+ * leaves sizes and seeds out (datasets of one sweep split by size or seed).
+ * Returns 1 and the first difference in `what` ("lr = 0.003 stored, 0.001
+ * now"), or 0. */
+int config_diff(const Config *stored, const Config *now, int ignore_grid, char *what, size_t n);
+
+/* The same for two printed configs (dataset attributes): each is read with
+ * config_load_text(stored = 1); a text that cannot be read counts as a
+ * difference, described in `what`. */
+int config_text_diff(const char *stored, const char *now, int ignore_grid, char *what, size_t n);
+
+/* The canonical text of what makes a run's numbers: one "key = value" line
+ * per `results` key in table order, sizes and seeds excluded, then one line
+ * "size = L=.. d=.. h=.. F=.. T=.. V=.." for `run` (NULL: the sweep's lines
+ * "sizes = ..", "seeds = .." and a "size.NAME = .." line per listed size).
+ * malloc'd. */
+char *config_results_text(const Config *c, const ModelSize *run);
+
+/* 64-bit FNV-1a of config_results_text(c, run): equal fingerprints mean the
+ * same result-changing config (for checkpoints: pass the run's size). */
+uint64_t config_fingerprint(const Config *c, const ModelSize *run);
 
 /* Find a defined size by name; NULL if none. */
 const ModelSize *config_find_size(const Config *c, const char *name);

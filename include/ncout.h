@@ -62,10 +62,9 @@ typedef struct Ncout Ncout;
 void ncout_meta_from_config(NcoutMeta *m, const Config *c);
 
 /* Create PATH (schema written to PATH.tmp.<pid>, then renamed into place),
- * or resume it: it must hold a dataset of the same config (compared key by
- * key, ignoring keys that do not change the numbers: out_dir, overwrite,
- * stop_at_step, log_every, flush_every, checkpoint_every, check_every,
- * ranks_per_run), else it is refused unless `overwrite`, which replaces it.
+ * or resume it: it must hold a dataset of the same config (config_text_diff
+ * of config.h: the keys that change results, sizes and seeds), else it is
+ * refused unless `overwrite`, which replaces it.
  * The records a killed writer left in the journal are applied first.
  * A second writer of the same PATH is refused (flock on PATH.lock).
  * Returns NULL + err on failure. */

@@ -46,7 +46,6 @@ int  meta_n_runs(const NcoutMeta *m);
 /* Key-by-key comparison of two config texts ('#' lines, blank lines and the
  * keys listed in ncout.h skipped; with ignore_grid also sizes, seeds and
  * size.* lines). 0 = same; 1 = differ, with e.g. "lr = 3e-3 stored, 1e-3 now". */
-int  config_text_diff(const char *a, const char *b, int ignore_grid, char *what, size_t n);
 /* 0 when a and b describe the same grid and cadences; 1 + what otherwise. */
 int  meta_grid_diff(const NcoutMeta *a, const NcoutMeta *b, char *what, size_t n);
 

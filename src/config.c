@@ -25,21 +25,7 @@
 #define SIZE_FIELD_MAX (1 << 20)
 #define MAX_VOCAB 65536
 
-/* How a key's text becomes a value. K_CHOICE: the field is an enum (an int)
- * whose value is the index of the name in the row's `choices` list. */
-typedef enum { K_INT, K_LONG, K_DOUBLE, K_STRING, K_BOOL, K_CHOICE, K_SIZES, K_SEEDS } KeyType;
-
-typedef struct {
-    const char *name;
-    KeyType type;
-    size_t off, size;        /* where the field is in Config, and its size (checked) */
-    const char *def;         /* default, as it would be written in a file */
-    double lo, hi;           /* valid range of numbers */
-    int lo_open, hi_open;    /* 1: the bound itself is excluded */
-    int or_never;            /* numbers: -1 ("never") is valid besides [lo, hi] */
-    int results;             /* 1: a different value changes the recorded numbers */
-    const char *const *choices;  /* K_CHOICE: the names, NULL-terminated */
-} KeyDef;
+typedef ConfigKey KeyDef;
 
 /* A row's field: its offset and size, so that a row whose type does not fit
  * its field is caught on the first config_defaults (test_config does it). */
@@ -109,6 +95,11 @@ static const KeyDef KEYS[] = {
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 
+const ConfigKey *config_keys(int *count) {
+    *count = N_KEYS;
+    return KEYS;
+}
+
 static const ModelSize BUILTIN_SIZES[] = {
     {"tiny", 2, 64, 4, 256, 64, 256},
     {"S", 4, 128, 4, 512, 128, 256},
@@ -139,12 +130,6 @@ static void check_row(const KeyDef *k) {
     if ((k->type == K_CHOICE) != (k->choices != NULL))
         die("internal error: config key '%s': choices given to a non-choice key or missing",
             k->name);
-}
-
-static const char *choice_name(const KeyDef *k, int v) {
-    for (int i = 0; k->choices[i]; i++)
-        if (i == v) return k->choices[i];
-    return "(invalid)";
 }
 
 static const KeyDef *find_key(const char *name) {
@@ -601,7 +586,7 @@ static char *trim(char *s) {
 }
 
 static int load_line(Config *c, const char *path, long lineno, char *line, KeySeen *seen,
-                     char *err, size_t errlen) {
+                     int stored, char *err, size_t errlen) {
     char origin[RS_PATH_MAX + 32], why[256];
     snprintf(origin, sizeof origin, "%s:%ld", path, lineno);
     char *s = trim(line);
@@ -618,15 +603,14 @@ static int load_line(Config *c, const char *path, long lineno, char *line, KeySe
     if (first)
         return fail_msg(err, errlen, "%s: key '%s' is set twice in this file (first on line %ld)",
                     origin, key, first);
-    return config_set(c, key, value, origin, err, errlen);
+    if (config_set(c, key, value, origin, err, errlen) == 0) return 0;
+    const KeyDef *k = find_key(key);
+    return stored && k && !k->results ? 0 : -1;   /* see config_load_text */
 }
 
-int config_load_file(Config *c, const char *path, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        fail_msg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return escaped(err, errlen);
-    }
+/* Every line of fp; name is the file's name (or origin) in messages. */
+static int load_stream(Config *c, FILE *fp, const char *name, int stored, char *err,
+                       size_t errlen) {
     KeySeen seen = {0, 0, NULL, NULL};
     char *line = NULL;
     size_t cap = 0;
@@ -637,57 +621,46 @@ int config_load_file(Config *c, const char *path, char *err, size_t errlen) {
     while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
         lineno++;
         if ((size_t)len != strlen(line))   /* a binary file given by mistake */
-            rc = fail_msg(err, errlen, "%s:%ld: contains a NUL byte (not a text file?)", path, lineno);
+            rc = fail_msg(err, errlen, "%s:%ld: contains a NUL byte (not a text file?)", name, lineno);
         else
-            rc = load_line(c, path, lineno, line, &seen, err, errlen);
+            rc = load_line(c, name, lineno, line, &seen, stored, err, errlen);
     }
     if (rc == 0 && ferror(fp))
-        rc = fail_msg(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        rc = fail_msg(err, errlen, "%s: cannot read: %s", name, strerror(errno));
     free(line);
     key_seen_free(&seen);
-    fclose(fp);
     return rc == 0 ? 0 : escaped(err, errlen);
 }
 
-/* ------------------------------------------------------- validation */
-
-/* Shortest %.Ng that reads back to the same double (exact round trip). */
-static void format_double(double v, char *out, size_t n) {
-    for (int digits = 15; digits <= 17; digits++) {
-        snprintf(out, n, "%.*g", digits, v);
-        if (strtod(out, NULL) == v) return;
+int config_load_file(Config *c, const char *path, char *err, size_t errlen) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        fail_msg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return escaped(err, errlen);
     }
+    int rc = load_stream(c, fp, path, 0, err, errlen);
+    fclose(fp);
+    return rc;
 }
+
+int config_load_text(Config *c, const char *text, const char *origin, int stored,
+                     char *err, size_t errlen) {
+    size_t len = text ? strlen(text) : 0;
+    if (len == 0) return 0;   /* fmemopen refuses an empty buffer */
+    FILE *fp = fmemopen((void *)(uintptr_t)text, len, "r");
+    if (!fp) die("out of memory reading %s", origin);
+    int rc = load_stream(c, fp, origin, stored, err, errlen);
+    fclose(fp);
+    return rc;
+}
+
+/* ------------------------------------------------------- validation */
 
 static double number_value(const Config *c, const KeyDef *k) {
     const char *field = (const char *)c + k->off;
     if (k->type == K_DOUBLE) return *(const double *)(const void *)field;
     if (k->type == K_LONG) return (double)*(const long *)(const void *)field;
     return (double)*(const int *)(const void *)field;
-}
-
-/* The value of a key as it is written in a file (strings quoted). */
-static void value_text(const Config *c, const KeyDef *k, char *out, size_t n) {
-    const char *field = (const char *)c + k->off;
-    size_t used = 0;
-    out[0] = '\0';
-    switch (k->type) {
-    case K_INT: snprintf(out, n, "%d", *(const int *)(const void *)field); break;
-    case K_LONG: snprintf(out, n, "%ld", *(const long *)(const void *)field); break;
-    case K_DOUBLE: format_double(*(const double *)(const void *)field, out, n); break;
-    case K_STRING: snprintf(out, n, "\"%s\"", field); break;
-    case K_BOOL: snprintf(out, n, "%s", *(const int *)(const void *)field ? "true" : "false"); break;
-    case K_CHOICE: snprintf(out, n, "%s", choice_name(k, *(const int *)(const void *)field)); break;
-    case K_SIZES:
-        for (int i = 0; i < c->n_sizes && used < n; i++)
-            used += (size_t)snprintf(out + used, n - used, "%s%s", i ? ", " : "", c->sizes[i].name);
-        break;
-    case K_SEEDS:
-        for (int i = 0; i < c->n_seeds && used < n; i++)
-            used += (size_t)snprintf(out + used, n - used, "%s%llu", i ? ", " : "",
-                                     (unsigned long long)c->seeds[i]);
-        break;
-    }
 }
 
 /* Every numeric key within its range (a Config may be filled in code). */
@@ -705,7 +678,7 @@ static int validate_ranges(const Config *c, char *err, size_t errlen) {
         double v = number_value(c, k);
         if (!isfinite(v) || !in_range(k, v)) {
             char text[64], phrase[64];
-            value_text(c, k, text, sizeof text);
+            config_key_text(c, k, text, sizeof text);
             range_phrase(k, phrase, sizeof phrase);
             return fail_msg(err, errlen, "key '%s': %s %s", k->name, text, phrase);
         }
@@ -768,32 +741,6 @@ int config_validate(const Config *c, char *err, size_t errlen) {
     if (validate_ranges(c, err, errlen) != 0) return -1;
     if (validate_lists(c, err, errlen) != 0) return -1;
     return validate_cross(c, err, errlen);
-}
-
-/* ----------------------------------------------------------- output */
-
-void config_print(const Config *c, FILE *fp) {
-    static char text[RS_PATH_MAX + 2048];
-    for (int i = 0; i < c->n_sizes; i++) {
-        const ModelSize *s = &c->sizes[i];
-        if (s->L == 0) continue;   /* undefined: validation refuses such a Config */
-        fprintf(fp, "size.%s = L=%d d=%d h=%d F=%d T=%d V=%d\n", s->name, s->L, s->d, s->h,
-                s->F, s->T, s->V);
-    }
-    for (int i = 0; i < N_KEYS; i++) {
-        value_text(c, &KEYS[i], text, sizeof text);
-        fprintf(fp, "%s = %s\n", KEYS[i].name, text);
-    }
-}
-
-char *config_to_string(const Config *c) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *fp = open_memstream(&buf, &len);
-    if (!fp) die("out of memory printing the config");
-    config_print(c, fp);
-    if (fclose(fp) != 0 || !buf) die("out of memory printing the config");
-    return buf;
 }
 
 /* One "key=value" argument. */

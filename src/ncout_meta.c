@@ -1,5 +1,6 @@
 /* ncout_meta.c — the dataset's description (NcoutMeta): owned copies,
- * validation, and the key-by-key config comparison used by resume and merge. */
+ * validation, and the grid comparison used by resume (the config itself is
+ * compared by config_text_diff in config_text.c). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,96 +120,6 @@ int meta_check(const NcoutMeta *m, const char *shown, char *err, size_t errlen) 
                 return -1;
             }
     return check_sizes(m, shown, err, errlen);
-}
-
-/* ---- config comparison ---- */
-
-typedef struct { const char *key; size_t klen; const char *val; size_t vlen; } Entry;
-
-/* Keys that say where or how often to report, not what is computed (the
- * fault-injection keys change nothing before they fire, and a resume after
- * an injected fault runs without them). */
-static const char *const RESUME_IGNORED[] = {
-    "out_dir", "overwrite", "stop_at_step", "log_every", "flush_every", "checkpoint_every",
-    "check_every", "ranks_per_run", "debug_nan_step", "debug_diverge_step"};
-
-static int key_is(const Entry *e, const char *k) {
-    return e->klen == strlen(k) && !memcmp(e->key, k, e->klen);
-}
-
-static int ignored(const Entry *e, int ignore_grid) {
-    for (size_t i = 0; i < sizeof RESUME_IGNORED / sizeof RESUME_IGNORED[0]; i++)
-        if (key_is(e, RESUME_IGNORED[i])) return 1;
-    if (!ignore_grid) return 0;
-    return key_is(e, "sizes") || key_is(e, "seeds") || (e->klen > 5 && !memcmp(e->key, "size.", 5));
-}
-
-static void trim(const char **s, size_t *n) {
-    while (*n && isspace((unsigned char)**s)) { (*s)++; (*n)--; }
-    while (*n && isspace((unsigned char)(*s)[*n - 1])) (*n)--;
-}
-
-static int cmp_entry(const void *a, const void *b) {
-    const Entry *x = a, *y = b;
-    size_t n = x->klen < y->klen ? x->klen : y->klen;
-    int c = memcmp(x->key, y->key, n);
-    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
-}
-
-/* "key = value" lines into sorted entries (a line without '=' is a key). */
-static Entry *parse_entries(const char *text, int ignore_grid, int *count) {
-    size_t cap = 16;
-    int n = 0;
-    Entry *e = xmalloc(cap * sizeof *e);
-    for (const char *line = text; line && *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        const char *s = line;
-        trim(&s, &len);
-        if (len && *s != '#') {
-            const char *eq = memchr(s, '=', len);
-            Entry x = {s, eq ? (size_t)(eq - s) : len, eq ? eq + 1 : s + len,
-                       eq ? len - (size_t)(eq + 1 - s) : 0};
-            trim(&x.key, &x.klen);
-            trim(&x.val, &x.vlen);
-            if (!ignored(&x, ignore_grid)) {
-                if ((size_t)n == cap) e = realloc(e, (cap *= 2) * sizeof *e);
-                if (!e) die("out of memory comparing configs");
-                e[n++] = x;
-            }
-        }
-        line = end ? end + 1 : NULL;
-    }
-    qsort(e, (size_t)n, sizeof *e, cmp_entry);
-    *count = n;
-    return e;
-}
-
-static void describe(const Entry *x, const Entry *y, char *what, size_t n) {
-    if (!x) snprintf(what, n, "'%.*s' only in the new config", (int)y->klen, y->key);
-    else if (!y) snprintf(what, n, "'%.*s' only in the stored config", (int)x->klen, x->key);
-    else snprintf(what, n, "%.*s = %.*s stored, %.*s now", (int)x->klen, x->key,
-                  (int)(x->vlen > 200 ? 200 : x->vlen), x->val,
-                  (int)(y->vlen > 200 ? 200 : y->vlen), y->val);
-}
-
-int config_text_diff(const char *a, const char *b, int ignore_grid, char *what, size_t n) {
-    int na, nb, i = 0, j = 0, differ = 0;
-    Entry *ea = parse_entries(a ? a : "", ignore_grid, &na);
-    Entry *eb = parse_entries(b ? b : "", ignore_grid, &nb);
-    while (!differ && (i < na || j < nb)) {
-        int c = i >= na ? 1 : j >= nb ? -1 : cmp_entry(&ea[i], &eb[j]);
-        if (c < 0) { describe(&ea[i], NULL, what, n); differ = 1; }
-        else if (c > 0) { describe(NULL, &eb[j], what, n); differ = 1; }
-        else if (ea[i].vlen != eb[j].vlen || memcmp(ea[i].val, eb[j].val, ea[i].vlen)) {
-            describe(&ea[i], &eb[j], what, n);
-            differ = 1;
-        }
-        i++; j++;
-    }
-    free(ea);
-    free(eb);
-    return differ;
 }
 
 /* Field by field: bytes after a name's NUL may differ. */

@@ -270,6 +270,102 @@ static void test_choices(void) {
           "optimizer -1 set in code validated: %s", err);
 }
 
+/* Changes one key's field in place (no validation): numbers +1, reals
+ * *1.5 + 1, strings get a character more, booleans and choices flip. */
+static void perturb(Config *c, const ConfigKey *k) {
+    void *f = (char *)c + k->off;
+    switch (k->type) {
+    case K_INT: case K_BOOL: case K_CHOICE: *(int *)f = k->type == K_INT ? *(int *)f + 1 : !*(int *)f; break;
+    case K_LONG: *(long *)f += 1; break;
+    case K_DOUBLE: *(double *)f = *(double *)f * 1.5 + 1; break;
+    case K_STRING: strcat((char *)f, "x"); break;
+    case K_SIZES: c->sizes[0].F *= 2; break;
+    case K_SEEDS: c->seeds[0] += 100; break;
+    }
+}
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* config_diff and config_fingerprint follow each row's `results` flag:
+ * every key in turn is changed, and exactly the result keys must show. */
+static void test_diff_and_fingerprint(void) {
+    Config a, b;
+    char err[512], what[512];
+    int n;
+    const ConfigKey *keys = config_keys(&n);
+    base(&a);
+    config_set(&a, "sizes", "tiny, S", "t", err, sizeof err);
+    config_set(&a, "seeds", "0-2", "t", err, sizeof err);
+    uint64_t fa = config_fingerprint(&a, NULL), ra = config_fingerprint(&a, &a.sizes[0]);
+    int n_results = 0;
+    for (int i = 0; i < n; i++) {
+        const ConfigKey *k = &keys[i];
+        int grid = k->type == K_SIZES || k->type == K_SEEDS;
+        b = a;
+        perturb(&b, k);
+        what[0] = '\0';
+        int d = config_diff(&a, &b, 0, what, sizeof what);
+        CHECK(d == k->results, "key %s: config_diff %d, results %d (%s)", k->name, d, k->results, what);
+        CHECK(!d || strstr(what, k->name) || (k->type == K_SIZES && strstr(what, "size.tiny")),
+              "key %s: the difference does not name it: %s", k->name, what);
+        CHECK(config_diff(&a, &b, 1, what, sizeof what) == (k->results && !grid),
+              "key %s: ignore_grid", k->name);
+        CHECK((config_fingerprint(&b, NULL) != fa) == k->results, "key %s: sweep fingerprint",
+              k->name);
+        if (k->type != K_SIZES)   /* a run's own shape is part of its fingerprint */
+            CHECK((config_fingerprint(&b, &b.sizes[0]) != ra) == (k->results && !grid),
+                  "key %s: run fingerprint", k->name);
+        n_results += k->results;
+    }
+    CHECK(n_results >= 20 && n_results < n, "%d of %d keys change results", n_results, n);
+    const char *yes[] = {"lr", "weight_decay", "steps", "train_data", "sampler", "dead_window"},
+               *no[] = {"out_dir", "log_every", "stop_at_step", "overwrite", "ranks_per_run"};
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < 6; j++) {
+            if (!strcmp(keys[i].name, yes[j])) CHECK(keys[i].results, "%s: results", yes[j]);
+            if (j < 5 && !strcmp(keys[i].name, no[j])) CHECK(!keys[i].results, "%s: not results", no[j]);
+        }
+    /* the run fingerprint sees its size's shape, not the rest of the sweep */
+    b = a;
+    b.sizes[1].d = 256;
+    CHECK(config_fingerprint(&b, &b.sizes[0]) == ra && config_fingerprint(&b, NULL) != fa,
+          "another size's shape changed a run fingerprint");
+    CHECK(config_fingerprint(&a, &a.sizes[1]) != ra, "two sizes, one run fingerprint");
+    char *text = config_results_text(&a, &a.sizes[0]);
+    CHECK(config_fingerprint(&a, &a.sizes[0]) == fnv1a(text), "not FNV-1a of the canonical text");
+    CHECK(strstr(text, "\nsize = L=2 d=64 h=4 F=256 T=64 V=256\n") && !strstr(text, "seeds") &&
+          !strstr(text, "log_every") && strstr(text, "\nlr = 0.0003\n") ,
+          "canonical run text:\n%s", text);
+    free(text);
+    /* printed configs: unreadable text counts as a difference; a stored value
+     * that this build refuses is skipped when its key does not change results */
+    char *ta = config_to_string(&a);
+    b = a;
+    b.log_every = 7;
+    b.lr = 0.125;
+    char *tb = config_to_string(&b);
+    CHECK(config_text_diff(ta, ta, 0, what, sizeof what) == 0, "a text differs from itself: %s", what);
+    CHECK(config_text_diff(ta, tb, 0, what, sizeof what) == 1 &&
+          strstr(what, "lr = 0.0003 stored, 0.125 now"), "lr: %s", what);
+    CHECK(config_text_diff(ta, "bench = 1\n", 0, what, sizeof what) == 1 &&
+          strstr(what, "new config cannot be read") && strstr(what, "unknown key 'bench'"),
+          "unreadable: %s", what);
+    size_t len = strlen(ta);
+    char *old = malloc(len + 64);
+    snprintf(old, len + 64, "%s", ta);
+    char *stop = strstr(old, "stop_at_step = -1");
+    CHECK(stop != NULL, "no stop_at_step line");
+    if (stop) memcpy(stop, "stop_at_step =  0", 17);
+    CHECK(config_text_diff(old, ta, 0, what, sizeof what) == 0, "stored stop_at_step = 0: %s", what);
+    free(old);
+    free(ta);
+    free(tb);
+}
+
 /* Assignments that each set fine but that config_validate must refuse. */
 static void reject_validate(const char *key, const char *const *kv, int n, const char *want) {
     Config c;
@@ -427,6 +523,7 @@ int main(void) {
     test_seed_ranges();
     test_escaped_messages();
     test_choices();
+    test_diff_and_fingerprint();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
