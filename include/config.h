@@ -65,6 +65,8 @@ typedef struct {
     /* test-only fault injection: group rank 1 perturbs one parameter after
      * this step's update, so the replicas diverge (-1 = never) */
     long debug_diverge_step;
+    /* when a run finishes, delete its other checkpoints, keep the final one */
+    int checkpoint_final_only;
 } Config;
 
 /* ---- the key table ----

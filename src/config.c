@@ -92,6 +92,7 @@ static const KeyDef KEYS[] = {
      .or_never = 1},
     {.name = "debug_diverge_step", .type = K_LONG, AT(debug_diverge_step), .def = "-1",
      .hi = NOMAX, .or_never = 1},
+    {.name = "checkpoint_final_only", .type = K_BOOL, AT(checkpoint_final_only), .def = "true"},
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 

@@ -222,7 +222,10 @@ static void save_checkpoint(Run *r) {
     sink_make_durable(r->run, r->state.step - 1);
     char *text = config_to_string(r->c);
     if (mkdir_p(r->ckpt_dir) != 0) die("%s: cannot create the checkpoint folder", r->ckpt_dir);
-    if (checkpoint_save(r->ckpt_dir, &r->size, text, &r->model, &r->opt, &r->state, 2,
+    /* two kept while training (one survives a damaged newest); a finished run
+     * needs only its final one (checkpoint_final_only, docs/config.md) */
+    int keep = (r->state.step == r->c->steps && r->c->checkpoint_final_only) ? 1 : 2;
+    if (checkpoint_save(r->ckpt_dir, &r->size, text, &r->model, &r->opt, &r->state, keep,
                         err, sizeof err) != 0)
         die("%s", err);
     free(text);

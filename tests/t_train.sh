@@ -60,6 +60,15 @@ done
     --tokens "$WORK/data/val_000000.bin" --json > "$WORK/e2.json"
 cmp -s "$WORK/e1.json" "$WORK/e2.json" || fail "final parameters differ after resume (eval differs)"
 
+# --- checkpoint_final_only: a finished run keeps its final checkpoint alone
+# (the stopped one kept two: steps 9 and 10); with false, the newest two
+n=$(ls "$WORK/res/checkpoints/t2_seed0" | wc -l)
+[ "$n" -eq 1 ] && [ -f "$WORK/res/checkpoints/t2_seed0/ckpt_00000020.bin" ] \
+    || fail "a finished run kept $n checkpoints, want only ckpt_00000020.bin: $(ls "$WORK/res/checkpoints/t2_seed0")"
+"$RS" train "$WORK/res.conf" out_dir="$WORK/keep2" checkpoint_final_only=false > /dev/null
+[ "$(ls "$WORK/keep2/checkpoints/t2_seed0" | tr '\n' ' ')" = "ckpt_00000018.bin ckpt_00000020.bin " ] \
+    || fail "checkpoint_final_only=false should keep the newest two: $(ls "$WORK/keep2/checkpoints/t2_seed0")"
+
 # --- the RNG state in the header (offset 96, docs/checkpoint.md) is the run's
 # stream rng_seed(seed, 0x52554E) of docs/data.md, computed here independently,
 # in a fresh run's checkpoint and in a resumed one's
