@@ -1,6 +1,9 @@
-/* sweep.c — splitting a job's ranks among the runs of a sweep (see sweep.h). */
+/* sweep.c — splitting a job's ranks among the runs of a sweep (see sweep.h),
+ * and the corpus checks a sweep needs before it starts. */
 #include "sweep.h"
+#include <stdlib.h>
 #include <string.h>
+#include "data.h"
 #include "model.h"
 
 void run_size_seed(const Config *c, int run, int *size_index, int *seed_index) {
@@ -27,9 +30,10 @@ static void plan_one_group_per_run(SweepPlan *p, const Config *c, int W) {
     p->n_groups = p->n_runs;
     for (int r = 0; r < p->n_runs; r++) {
         p->group_size[r] = 1;
-        p->n_queue[r] = 1;
-        p->queue[r][0] = r;
+        p->start[r] = r;
+        p->order[r] = r;
     }
+    p->start[p->n_runs] = p->n_runs;
     for (;;) {
         int best = -1;
         double best_load = 0;
@@ -46,31 +50,38 @@ static void plan_one_group_per_run(SweepPlan *p, const Config *c, int W) {
     }
 }
 
-/* Fixed-size groups; runs dealt longest-first to the least-loaded group. */
+/* Fixed-size groups; runs dealt longest-first to the least-loaded group,
+ * then laid out group by group in `order` (a counting sort on the group). */
 static void plan_queues(SweepPlan *p, int n_groups, int size) {
     double load[MAX_RUNS] = {0};
-    int order[MAX_RUNS], done[MAX_RUNS] = {0};
+    int by_work[MAX_RUNS], group_of[MAX_RUNS], done[MAX_RUNS] = {0}, count[MAX_RUNS] = {0};
     for (int i = 0; i < p->n_runs; i++) {   /* order runs by work, descending */
         int best = -1;
         for (int r = 0; r < p->n_runs; r++)
             if (!done[r] && (best < 0 || p->work[r] > p->work[best])) best = r;
         done[best] = 1;
-        order[i] = best;
+        by_work[i] = best;
     }
     p->n_groups = n_groups;
-    for (int g = 0; g < n_groups; g++) { p->group_size[g] = size; p->n_queue[g] = 0; }
+    for (int g = 0; g < n_groups; g++) p->group_size[g] = size;
     for (int i = 0; i < p->n_runs; i++) {
         int g = 0;
         for (int k = 1; k < n_groups; k++) if (load[k] < load[g]) g = k;
-        p->queue[g][p->n_queue[g]++] = order[i];
-        load[g] += p->work[order[i]];
+        group_of[i] = g;
+        count[g]++;
+        load[g] += p->work[by_work[i]];
     }
+    p->start[0] = 0;
+    for (int g = 0; g < n_groups; g++) p->start[g + 1] = p->start[g] + count[g];
+    int next[MAX_RUNS];
+    memcpy(next, p->start, (size_t)n_groups * sizeof next[0]);
+    for (int i = 0; i < p->n_runs; i++) p->order[next[group_of[i]]++] = by_work[i];
 }
 
 int sweep_plan(SweepPlan *p, const Config *c, int W, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
     p->n_runs = c->n_sizes * c->n_seeds;
-    if (W > 4096) { snprintf(err, errlen, "%d ranks: at most 4096 supported", W); return -1; }
+    p->n_ranks = W;
     for (int r = 0; r < p->n_runs; r++) {
         int si, ki;
         run_size_seed(c, r, &si, &ki);
@@ -84,6 +95,10 @@ int sweep_plan(SweepPlan *p, const Config *c, int W, char *err, size_t errlen) {
                      "batch_size (%d)", k, W, c->batch_size);
             return -1;
         }
+        if (W / k > MAX_RUNS) {
+            snprintf(err, errlen, "%d ranks in groups of %d: at most %d groups", W, k, MAX_RUNS);
+            return -1;
+        }
         plan_queues(p, W / k, k);
     } else if (W >= p->n_runs) {
         plan_one_group_per_run(p, c, W);
@@ -92,8 +107,8 @@ int sweep_plan(SweepPlan *p, const Config *c, int W, char *err, size_t errlen) {
     }
     int rank = 0;
     for (int g = 0; g < p->n_groups; g++) {
-        p->group_first_rank[g] = rank;
-        for (int i = 0; i < p->group_size[g]; i++) p->group_of_rank[rank++] = g;
+        p->first_rank[g] = rank;
+        rank += p->group_size[g];
     }
     if (rank < W) {   /* no split of the ranks into divisors of B fits exactly */
         snprintf(err, errlen, "%d ranks cannot all be used: each run's rank count must divide "
@@ -103,16 +118,54 @@ int sweep_plan(SweepPlan *p, const Config *c, int W, char *err, size_t errlen) {
     return 0;
 }
 
+int sweep_group_of_rank(const SweepPlan *p, int rank) {
+    for (int g = 0; g < p->n_groups; g++)
+        if (rank < p->first_rank[g] + p->group_size[g]) return g;
+    return -1;   /* not a rank of the plan */
+}
+
+const int *sweep_group_runs(const SweepPlan *p, int g, int *n) {
+    *n = p->start[g + 1] - p->start[g];
+    return p->order + p->start[g];
+}
+
 void sweep_print(const SweepPlan *p, const Config *c, FILE *fp) {
     fprintf(fp, "plan: %d run(s) on %d group(s)\n", p->n_runs, p->n_groups);
     for (int g = 0; g < p->n_groups; g++) {
-        fprintf(fp, "  group %d: ranks %d-%d (%d per run), runs:", g, p->group_first_rank[g],
-                p->group_first_rank[g] + p->group_size[g] - 1, p->group_size[g]);
-        for (int i = 0; i < p->n_queue[g]; i++) {
+        int n;
+        const int *runs = sweep_group_runs(p, g, &n);
+        fprintf(fp, "  group %d: ranks %d-%d (%d per run), runs:", g, p->first_rank[g],
+                p->first_rank[g] + p->group_size[g] - 1, p->group_size[g]);
+        for (int i = 0; i < n; i++) {
             char name[96];
-            run_name(c, p->queue[g][i], name, sizeof name);
+            run_name(c, runs[i], name, sizeof name);
             fprintf(fp, " %s", name);
         }
         fputc('\n', fp);
     }
+}
+
+/* Each token set is opened (and validated) once, against the smallest V of
+ * the sweep, which every size's check implies. */
+int sweep_check_corpus(const Config *c, char *err, size_t errlen) {
+    err[0] = '\0';
+    int min_v = c->sizes[0].V;
+    for (int i = 1; i < c->n_sizes; i++) min_v = c->sizes[i].V < min_v ? c->sizes[i].V : min_v;
+    TokenSet ts;
+    if (tokenset_open(&ts, c->train_data, min_v, err, errlen) == 0) {
+        for (int i = 0; i < c->n_sizes && !err[0]; i++) {
+            Sampler sp;
+            if (build_sampler(&sp, &ts, c->sizes[i].T, c->batch_size, c->sampler, 0, err,
+                              errlen) == 0)
+                free_sampler(&sp);
+        }
+        tokenset_close(&ts);
+    }
+    if (!err[0] && c->eval_every > 0 && c->val_data[0] != '\0' &&
+        tokenset_open(&ts, c->val_data, min_v, err, errlen) == 0) {
+        for (int i = 0; i < c->n_sizes && !err[0]; i++)
+            heldout_check(&ts, c->sizes[i].T, (int)(c->eval_tokens / c->sizes[i].T), err, errlen);
+        tokenset_close(&ts);
+    }
+    return err[0] ? -1 : 0;
 }

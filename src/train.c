@@ -50,35 +50,14 @@ static int plan_or_report(SweepPlan *plan, const Config *c, int rank) {
     return -1;
 }
 
-/* The corpus checks each run does when it starts (every token < V, enough
- * windows for a batch, a held-out set that fits), for every size, before
- * anything is written: a bad shard is one error line, not a dataset.nc with
- * no records. Each token set is opened (and validated) once, against the
- * smallest V of the sweep, which every size's check implies. Every rank reads
- * the same files and reaches the same verdict; rank 0 reports. */
+/* The corpus of every size, before anything is written (sweep.h): a bad
+ * shard is one error line, not a dataset.nc with no records. Every rank
+ * reads the same files and reaches the same verdict; rank 0 reports. */
 static int check_corpus(const Config *c, int rank) {
-    char err[1024] = "";
-    int min_v = c->sizes[0].V;
-    for (int i = 1; i < c->n_sizes; i++) min_v = c->sizes[i].V < min_v ? c->sizes[i].V : min_v;
-    TokenSet ts;
-    if (tokenset_open(&ts, c->train_data, min_v, err, sizeof err) == 0) {
-        for (int i = 0; i < c->n_sizes && !err[0]; i++) {
-            Sampler sp;
-            if (build_sampler(&sp, &ts, c->sizes[i].T, c->batch_size, c->sampler, 0, err,
-                              sizeof err) == 0)
-                free_sampler(&sp);
-        }
-        tokenset_close(&ts);
-    }
-    if (!err[0] && c->eval_every > 0 && c->val_data[0] != '\0' &&
-        tokenset_open(&ts, c->val_data, min_v, err, sizeof err) == 0) {
-        for (int i = 0; i < c->n_sizes && !err[0]; i++)
-            heldout_check(&ts, c->sizes[i].T, (int)(c->eval_tokens / c->sizes[i].T), err,
-                          sizeof err);
-        tokenset_close(&ts);
-    }
-    if (err[0] && rank == 0) fprintf(stderr, "reluscope: error: %s\n", err);
-    return err[0] ? -1 : 0;
+    char err[1024];
+    if (sweep_check_corpus(c, err, sizeof err) == 0) return 0;
+    if (rank == 0) fprintf(stderr, "reluscope: error: %s\n", err);
+    return -1;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -92,7 +71,7 @@ int cmd_train(int argc, char **argv) {
     int rank = comm_world_rank();
     Config c;
     config_build(&c, argv[1], argc - 2, argv + 2);
-    static SweepPlan plan;
+    SweepPlan plan;
     if (plan_or_report(&plan, &c, rank) != 0) return 1;
     if (check_corpus(&c, rank) != 0) return 1;
     if (rank == 0) {
@@ -118,11 +97,12 @@ int cmd_train(int argc, char **argv) {
     SinkMeta meta = {cmdline, start, layout};
     sink_open(&c, &plan, &meta);
     Comm comm;
-    int group = plan.group_of_rank[rank];
+    int group = sweep_group_of_rank(&plan, rank), n_runs;
+    const int *runs = sweep_group_runs(&plan, group, &n_runs);
     comm_split(&comm, group, rank);
     int stopped = 0;
-    for (int i = 0; i < plan.n_queue[group] && !stopped; i++)
-        stopped = train_run(&c, plan.queue[group][i], &comm) == RUN_STOPPED;
+    for (int i = 0; i < n_runs && !stopped; i++)
+        stopped = train_run(&c, runs[i], &comm) == RUN_STOPPED;
     if (comm.rank == 0) sink_group_done(group);
     sink_close(plan.n_groups);
     comm_free(&comm);
