@@ -67,6 +67,12 @@ typedef struct {
     long debug_diverge_step;
     /* when a run finishes, delete its other checkpoints, keep the final one */
     int checkpoint_final_only;
+    /* interventions (include/intervene.h, docs/interventions.md) */
+    char fork_from[RS_PATH_MAX];     /* checkpoint every run starts from ("" = none) */
+    long data_seed;                  /* seed of the batch order; -1 = the run's seed */
+    long resample_dead;              /* re-initialize off units every N steps; 0 = never */
+    long debug_kill_step;            /* test-only planted death at this step (-1 = never) */
+    int dead_window_set;             /* dead_window was given (not the default) */
 } Config;
 
 /* ---- the key table ----

@@ -61,6 +61,11 @@ typedef struct {
     double token_use_q[NUM_QUANTILES], seq_use_q[NUM_QUANTILES];
     double dead_frac;
     int32_t turned_off, revived;
+    /* resample_dead (intervene.h): units re-initialized at the step; units
+     * re-initialized earlier that turned off again at the step, and the sum
+     * over those of (last firing step - re-initialization step) */
+    int32_t resampled, redied;
+    int64_t redied_life;
 } LayerMetrics;
 
 void usage_summarize(const UsageCounts *c, int F, LayerMetrics *out);
@@ -75,6 +80,8 @@ typedef struct {
     int64_t *last_fire;          /* [F] step of the last firing, -1 = never */
     int64_t *fires_since_snap;   /* [F] */
     int64_t tokens_since_snap;
+    int64_t *born;               /* [F] step of the unit's last re-initialization
+                                    (resample_dead), -1 = none or died since */
 } DeathTracker;
 
 void build_death_tracker(DeathTracker *t, int F, long window);
@@ -83,7 +90,8 @@ void free_death_tracker(DeathTracker *t);
  * (last_fire is kept: it is the off/dead state). */
 void death_tracker_reset_snapshot(DeathTracker *t);
 /* Advance by one step with this step's summed fire counts; fills the
- * dead_frac, turned_off and revived fields of m. */
+ * dead_frac, turned_off, revived, redied and redied_life fields of m (a
+ * re-initialized unit that turns off again ends its life: born = -1). */
 void death_tracker_step(DeathTracker *t, long step, const int64_t *fire_count,
                         int64_t tokens, LayerMetrics *m);
 

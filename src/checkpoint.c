@@ -28,7 +28,7 @@
 #endif
 
 #define CKPT_MAGIC "RSCKPT01"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u      /* written; version 1 (no `born` arrays) is still read */
 #define HEADER_BYTES 160u
 #define TENSOR_ENTRY_BYTES 64u
 #define TENSOR_NAME_BYTES 16u
@@ -90,7 +90,12 @@ static uint64_t total_params(const ModelSize *s) {
 /* Byte offsets of every section (docs/checkpoint.md, "Layout"). */
 typedef struct { uint64_t table, params, m, v, trackers, crc, total; } Layout;
 
-static Layout layout_of(const ModelSize *s, uint64_t config_len) {
+/* Bytes of one layer's tracker block: version 1 had no born[F]. */
+static uint64_t tracker_block(uint64_t F, uint32_t version) {
+    return 16 + (version >= 2 ? 24 : 16) * F;
+}
+
+static Layout layout_of(const ModelSize *s, uint64_t config_len, uint32_t version) {
     Layout o;
     uint64_t P = total_params(s), F = (uint64_t)s->F;
     o.table = pad8(HEADER_BYTES + config_len);
@@ -98,7 +103,7 @@ static Layout layout_of(const ModelSize *s, uint64_t config_len) {
     o.m = o.params + 4 * P;
     o.v = o.m + 4 * P;
     o.trackers = pad8(o.v + 4 * P);
-    o.crc = o.trackers + 8 + (uint64_t)s->L * (16 + 16 * F);
+    o.crc = o.trackers + 8 + (uint64_t)s->L * tracker_block(F, version);
     o.total = o.crc + 4;
     return o;
 }
@@ -165,6 +170,7 @@ static void write_trackers(Writer *w, const ModelSize *ms, const RunState *rs) {
         w_bytes(w, scalars, sizeof scalars);
         w_bytes(w, t->last_fire, (size_t)ms->F * sizeof(int64_t));
         w_bytes(w, t->fires_since_snap, (size_t)ms->F * sizeof(int64_t));
+        w_bytes(w, t->born, (size_t)ms->F * sizeof(int64_t));
     }
 }
 
@@ -207,7 +213,7 @@ static int write_checkpoint(AtomicFile *af, const ModelSize *ms, const char *tex
                             const Model *m, const Optimizer *opt, const RunState *rs) {
     Writer w = {af->fp, 0, 0, 0};
     uint64_t clen = text ? strlen(text) : 0;
-    Layout o = layout_of(ms, clen);
+    Layout o = layout_of(ms, clen, CKPT_VERSION);
     uint8_t header[HEADER_BYTES];
     pack_header(header, ms, opt, rs, clen);
     w_bytes(&w, header, sizeof header);
@@ -334,7 +340,7 @@ typedef struct {
     ModelSize size;
     uint64_t seed, rng[4], config_len;
     int64_t step, tokens_seen, opt_t;
-    uint32_t opt_kind;
+    uint32_t opt_kind, version;
     Layout o;
 } Ckpt;
 
@@ -376,7 +382,7 @@ static int parse_header(Ckpt *k, char *why, size_t n) {
     if (k->step < 0 || k->tokens_seen < 0 || k->opt_t < 0)
         return fail_msg(why, n, "negative step or counter");
     if (k->config_len > k->len) return fail_msg(why, n, "config text longer than the file");
-    k->o = layout_of(s, k->config_len);
+    k->o = layout_of(s, k->config_len, k->version);
     return 0;
 }
 
@@ -430,9 +436,9 @@ static int ckpt_open(Ckpt *k, const char *path, char *why, size_t n) {
     int rc = -1;
     if (memcmp(k->map, CKPT_MAGIC, 8) != 0)
         fail_msg(why, n, "not a reluscope checkpoint (bad magic)");
-    else if (get_u32(k->map + 8) != CKPT_VERSION)
-        fail_msg(why, n, "format version %u is not supported (this build reads version %u)",
-             get_u32(k->map + 8), CKPT_VERSION);
+    else if ((k->version = get_u32(k->map + 8)) < 1 || k->version > CKPT_VERSION)
+        fail_msg(why, n, "format version %u is not supported (this build reads versions 1 to %u)",
+             k->version, CKPT_VERSION);
     else if (parse_header(k, why, n) != 0)
         ;
     else if (k->o.total != (uint64_t)k->len)
@@ -498,7 +504,9 @@ static void copy_trackers(const Ckpt *k, RunState *rs) {
         t->tokens_since_snap = (int64_t)get_u64(p + 8);
         memcpy(t->last_fire, p + 16, F * sizeof(int64_t));
         memcpy(t->fires_since_snap, p + 16 + 8 * F, F * sizeof(int64_t));
-        p += 16 + 16 * F;
+        if (k->version >= 2) memcpy(t->born, p + 16 + 16 * F, F * sizeof(int64_t));
+        else for (size_t f = 0; f < F; f++) t->born[f] = -1;   /* no resampling then */
+        p += tracker_block(F, k->version);
     }
 }
 

@@ -93,6 +93,14 @@ static const KeyDef KEYS[] = {
     {.name = "debug_diverge_step", .type = K_LONG, AT(debug_diverge_step), .def = "-1",
      .hi = NOMAX, .or_never = 1},
     {.name = "checkpoint_final_only", .type = K_BOOL, AT(checkpoint_final_only), .def = "true"},
+    /* interventions (include/intervene.h, docs/interventions.md) */
+    {.name = "fork_from", .type = K_STRING, AT(fork_from), .def = "", .results = 1},
+    {.name = "data_seed", .type = K_LONG, AT(data_seed), .def = "-1", .hi = NOMAX, .or_never = 1,
+     .results = 1},
+    {.name = "resample_dead", .type = K_LONG, AT(resample_dead), .def = "0", .hi = NOMAX,
+     .results = 1},
+    {.name = "debug_kill_step", .type = K_LONG, AT(debug_kill_step), .def = "-1", .hi = NOMAX,
+     .or_never = 1, .results = 1},
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 
@@ -511,6 +519,7 @@ static int config_set_raw(Config *c, const char *key, const char *value, const c
     if (!k) return fail_msg(err, errlen, "%s: unknown key '%s' (docs/config.md lists the keys)", origin, key);
     if (set_key(c, k, v, why, sizeof why) != 0)
         return fail_msg(err, errlen, "%s: key '%s': %s", origin, key, why);
+    if (k->off == offsetof(Config, dead_window)) c->dead_window_set = 1;   /* resample_dead needs it */
     return 0;
 }
 
@@ -529,6 +538,7 @@ void config_defaults(Config *c) {
         if (config_set(c, KEYS[i].name, KEYS[i].def, "defaults", err, sizeof err) != 0)
             die("internal error: %s", err);
     }
+    c->dead_window_set = 0;   /* only a dead_window of the file or command line counts */
 }
 
 /* ------------------------------------------------------------ files */

@@ -200,11 +200,14 @@ void build_death_tracker(DeathTracker *t, int F, long window) {
     for (int f = 0; f < F; f++) t->last_fire[f] = -1;
     t->fires_since_snap = xcalloc((size_t)F, sizeof *t->fires_since_snap);
     t->tokens_since_snap = 0;
+    t->born = xmalloc((size_t)F * sizeof *t->born);
+    for (int f = 0; f < F; f++) t->born[f] = -1;
 }
 
 void free_death_tracker(DeathTracker *t) {
     free(t->last_fire);
     free(t->fires_since_snap);
+    free(t->born);
     memset(t, 0, sizeof *t);
 }
 
@@ -220,7 +223,8 @@ void death_tracker_reset_snapshot(DeathTracker *t) {
 void death_tracker_step(DeathTracker *t, long step, const int64_t *fire_count,
                         int64_t tokens, LayerMetrics *m) {
     int64_t s = step, W = t->window, off = 0;
-    int32_t turned_off = 0, revived = 0;
+    int32_t turned_off = 0, revived = 0, redied = 0;
+    int64_t redied_life = 0;
     for (int f = 0; f < t->F; f++) {
         int64_t last = t->last_fire[f];
         /* a repeated or backwards step would double-count and corrupt the state */
@@ -233,6 +237,11 @@ void death_tracker_step(DeathTracker *t, long step, const int64_t *fire_count,
         int now_off = s - last >= W;
         turned_off += now_off && !was_off;
         revived += was_off && fired;
+        if (now_off && !was_off && t->born[f] >= 0) {   /* a resampled unit died again */
+            redied++;
+            redied_life += last - t->born[f];
+            t->born[f] = -1;
+        }
         off += now_off;
         t->last_fire[f] = last;
         t->fires_since_snap[f] += fire_count[f];
@@ -241,4 +250,6 @@ void death_tracker_step(DeathTracker *t, long step, const int64_t *fire_count,
     m->dead_frac = (double)off / t->F;
     m->turned_off = turned_off;
     m->revived = revived;
+    m->redied = redied;
+    m->redied_life = redied_life;
 }

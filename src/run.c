@@ -7,6 +7,7 @@
 #include "checkpoint.h"
 #include "data.h"
 #include "eval.h"
+#include "intervene.h"
 #include "model.h"
 #include "optim.h"
 #include "sink.h"
@@ -51,8 +52,8 @@ static void open_run(Run *r, const Config *c, int run, Comm *comm) {
     r->first_seq = comm->rank * r->B_local;
     if (tokenset_open(&r->train, c->train_data, r->size.V, err, sizeof err) != 0)
         die("%s", err);
-    if (build_sampler(&r->sampler, &r->train, r->size.T, c->batch_size, c->sampler, r->seed,
-                      err, sizeof err) != 0)
+    if (build_sampler(&r->sampler, &r->train, r->size.T, c->batch_size, c->sampler,
+                      data_seed_of(c, r->seed), err, sizeof err) != 0)
         die("%s", err);
     build_model(&r->model, &r->size, r->B_local);
     build_optimizer(&r->opt, c->optimizer, r->model.num_params);
@@ -93,7 +94,8 @@ static void check_replicas(Run *r, int64_t step) {
             r->name, (long long)step);
 }
 
-/* Resume from the newest valid checkpoint, or initialize from the seed. */
+/* Resume from the newest valid checkpoint, or fork from fork_from, or
+ * initialize from the seed. */
 static void start_run(Run *r) {
     char path[RS_PATH_MAX], err[1024];
     if (checkpoint_find_latest(r->ckpt_dir, path, sizeof path)) {
@@ -101,6 +103,11 @@ static void start_run(Run *r) {
             die("%s", err);
         if (r->comm->rank == 0)
             printf("[%s] resuming from %s (step %lld)\n", r->name, path, (long long)r->state.step);
+    } else if (r->c->fork_from[0] != '\0') {
+        fork_start(r->c, &r->size, &r->model, &r->opt, &r->state, r->seed);
+        if (r->comm->rank == 0)
+            printf("[%s] forked from %s (step %lld), data seed %llu\n", r->name, r->c->fork_from,
+                   (long long)r->state.step, (unsigned long long)data_seed_of(r->c, r->seed));
     } else {
         model_init_params(&r->model, r->seed);
         r->state.step = 0;
@@ -155,6 +162,7 @@ static void step_compute(Run *r, int64_t step, int snapshot, StepRecord *rec) {
     }
     double loss = global_loss(r);
     if (step == c->debug_nan_step) loss = NAN;   /* test-only fault injection */
+    debug_kill_spike(c, &r->model, r->usage, step);   /* test-only planted death */
     double norm = grad_norm(r->model.grads_memory, r->model.num_params);
     if (!isfinite(loss) || !isfinite(norm))
         die("run %s: the loss or gradient is not finite at step %lld (loss %g, grad norm %g); "
@@ -246,6 +254,9 @@ int train_run(const Config *c, int run, Comm *comm) {
         if (due(step, c->eval_every)) run_heldout_eval(&r.heldout, &r.model, comm, run, step);
         step_update(&r, step, &rec);
         if (step == c->debug_diverge_step && comm->rank == 1) r.model.params_memory[0] += 1e-3f;
+        debug_kill_bias(c, &r.model, r.usage, step);
+        if (resample_due(c, step))
+            resample_dead_units(c, &r.model, &r.opt, r.state.trackers, r.seed, step, &rec);
         if (comm->rank == 0) sink_step(&rec);
         sink_poll();
         if (due(step + 1, c->check_every)) check_replicas(&r, step + 1);

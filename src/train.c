@@ -11,6 +11,7 @@
 #include "comm.h"
 #include "config.h"
 #include "data.h"
+#include "intervene.h"
 #include "run.h"
 #include "sink.h"
 #include "sweep.h"
@@ -71,6 +72,11 @@ int cmd_train(int argc, char **argv) {
     int rank = comm_world_rank();
     Config c;
     config_build(&c, argv[1], argc - 2, argv + 2);
+    char err[RS_PATH_MAX + 1024];
+    if (intervene_check(&c, err, sizeof err) != 0) {   /* same verdict on every rank */
+        if (rank == 0) fprintf(stderr, "reluscope: error: %s\n", err);
+        return EXIT_USAGE;
+    }
     SweepPlan plan;
     if (plan_or_report(&plan, &c, rank) != 0) return 1;
     if (check_corpus(&c, rank) != 0) return 1;

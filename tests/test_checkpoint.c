@@ -57,6 +57,7 @@ static void fill_bundle(Bundle *b, int64_t step) {
         for (int f = 0; f < t->F; f++) {
             t->last_fire[f] = f % 5 == 0 ? -1 : 1000 * l + f;
             t->fires_since_snap[f] = 3 * f + l;
+            t->born[f] = f % 3 == 0 ? 700 + f : -1;
         }
         t->tokens_since_snap = 4096 + l;
     }
@@ -120,11 +121,11 @@ static void check_documented_layout(const char *path, const Bundle *b) {
     uint64_t P = b->m.num_params, L = 2, F = 256, clen = strlen(CONFIG_TEXT);
     uint64_t table = (160 + clen + 7) / 8 * 8, params = table + 16 * 64;
     uint64_t trackers = (params + 12 * P + 7) / 8 * 8;
-    uint64_t total = trackers + 8 + L * (16 + 16 * F) + 4;
+    uint64_t total = trackers + 8 + L * (16 + 24 * F) + 4;
     CHECK(len == total, "file is %zu bytes, the documented layout gives %llu", len,
           (unsigned long long)total);
     if (len != total) { free(f); return; }
-    CHECK(!memcmp(f, "RSCKPT01", 8) && le32(f + 8) == 1 && le32(f + 12) == 160, "magic/version");
+    CHECK(!memcmp(f, "RSCKPT01", 8) && le32(f + 8) == 2 && le32(f + 12) == 160, "magic/version");
     CHECK(le32(f + 16) == 2 && le32(f + 20) == 64 && le32(f + 24) == 4 && le32(f + 28) == 256 &&
           le32(f + 32) == 64 && le32(f + 36) == 256 && !strcmp((char *)f + 40, "tiny"), "size");
     CHECK(le64(f + 72) == b->rs.seed && le64(f + 80) == 42 && le64(f + 88) == 12345678901ULL &&
@@ -142,7 +143,8 @@ static void check_documented_layout(const char *path, const Bundle *b) {
     const unsigned char *t = f + trackers;
     CHECK(le32(t) == 2 && le32(t + 4) == 256 && le64(t + 8) == 100 && le64(t + 16) == 4096 &&
           !memcmp(t + 24, b->rs.trackers[0].last_fire, 8 * F) &&
-          !memcmp(t + 24 + 8 * F, b->rs.trackers[0].fires_since_snap, 8 * F), "trackers");
+          !memcmp(t + 24 + 8 * F, b->rs.trackers[0].fires_since_snap, 8 * F) &&
+          !memcmp(t + 24 + 16 * F, b->rs.trackers[0].born, 8 * F), "trackers");
     CHECK(le32(f + len - 4) == crc32_update(0, f, len - 4), "CRC of every preceding byte");
     free(f);
 }
@@ -158,6 +160,7 @@ static void check_same(const Bundle *a, const Bundle *b) {
         const DeathTracker *x = &a->rs.trackers[l], *y = &b->rs.trackers[l];
         CHECK(!memcmp(x->last_fire, y->last_fire, (size_t)x->F * 8) &&
               !memcmp(x->fires_since_snap, y->fires_since_snap, (size_t)x->F * 8) &&
+              !memcmp(x->born, y->born, (size_t)x->F * 8) &&
               x->tokens_since_snap == y->tokens_since_snap, "tracker %d differs", l);
     }
 }
@@ -397,14 +400,58 @@ static void test_odd_size(void) {
     CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1, "odd size not found");
     struct stat st;
     uint64_t P = a.m.num_params, A = (160 + 6 + 7) / 8 * 8, D = (A + 1024 + 12 * P + 7) / 8 * 8;
-    CHECK(stat(path, &st) == 0 && (uint64_t)st.st_size == D + 8 + 1 * (16 + 16 * 5) + 4,
+    CHECK(stat(path, &st) == 0 && (uint64_t)st.st_size == D + 8 + 1 * (16 + 24 * 5) + 4,
           "odd size: %lld bytes, the documented layout gives %llu", (long long)st.st_size,
-          (unsigned long long)(D + 8 + 16 + 16 * 5 + 4));
+          (unsigned long long)(D + 8 + 16 + 24 * 5 + 4));
     build_bundle(&b, &odd, OPT_ADAMW, 3);
     CHECK(checkpoint_load(path, &odd, &b.m, &b.opt, &b.rs, err, sizeof err) == 0, "load: %s", err);
     check_same(&a, &b);
     free_bundle(&a);
     free_bundle(&b);
+}
+
+/* A version-1 file (written before the resampling state existed: tracker
+ * blocks without born[F]) still loads, with born = -1 everywhere. Made from
+ * a version-2 file by dropping each block's born array. */
+static void test_version1(Bundle *src) {
+    char err[1024], dir[512], path[512], old[600];
+    snprintf(dir, sizeof dir, "%s/v1", tmpdir);
+    CHECK(checkpoint_save(dir, &TINY, CONFIG_TEXT, &src->m, &src->opt, &src->rs, 1, err,
+                          sizeof err) == 0, "save: %s", err);
+    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1, "v2 file not found");
+    size_t len;
+    unsigned char *f = read_all(path, &len);
+    uint64_t P = src->m.num_params, L = 2, F = 256, clen = strlen(CONFIG_TEXT);
+    uint64_t table = (160 + clen + 7) / 8 * 8, D = (table + 1024 + 12 * P + 7) / 8 * 8;
+    unsigned char *g = malloc(len);
+    size_t n = D + 8;
+    memcpy(g, f, n);
+    for (uint64_t l = 0; l < L; l++) {   /* copy each block without its born[F] */
+        memcpy(g + n, f + D + 8 + l * (16 + 24 * F), 16 + 16 * F);
+        n += 16 + 16 * F;
+    }
+    g[8] = 1; g[9] = g[10] = g[11] = 0;
+    uint32_t crc = crc32_update(0, g, n);
+    for (int i = 0; i < 4; i++) g[n + i] = (unsigned char)(crc >> (8 * i));
+    n += 4;
+    snprintf(old, sizeof old, "%s/ckpt_00000001.bin", dir);
+    FILE *fp = fopen(old, "wb");
+    CHECK(fp && fwrite(g, 1, n, fp) == n && fclose(fp) == 0, "cannot write %s", old);
+    Bundle b;
+    build_bundle(&b, &TINY, OPT_ADAMW, 100);
+    for (int l = 0; l < 2; l++) for (int i = 0; i < 256; i++) b.rs.trackers[l].born[i] = 5;
+    CHECK(checkpoint_load(old, &TINY, &b.m, &b.opt, &b.rs, err, sizeof err) == 0,
+          "version-1 load: %s", err);
+    int born_ok = 1, last_ok = 1;
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < 256; i++) {
+            born_ok &= b.rs.trackers[l].born[i] == -1;
+            last_ok &= b.rs.trackers[l].last_fire[i] == src->rs.trackers[l].last_fire[i];
+        }
+    CHECK(born_ok && last_ok, "version 1: born not -1 (%d) or last_fire differs (%d)",
+          born_ok, last_ok);
+    free_bundle(&b);
+    free(f); free(g);
 }
 
 int main(void) {
@@ -419,6 +466,7 @@ int main(void) {
     test_failed_save(&src);
     test_keep(&src);
     test_odd_size();
+    test_version1(&src);
     free_bundle(&src);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# t_interventions.sh — forks, resampling and outlier attribution
+# (docs/interventions.md) on a tiny model:
+#   1. a fork with the original data seed reproduces the original run bit for
+#      bit; a fork with another data seed does not; a sweep of data seeds is
+#      one dataset that xarray reads;
+#   2. bad fork / resample setups: one line, exit 64, no output folder;
+#   3. a planted death at an injected outlier step is attributed to it;
+#   4. resampling re-initializes dead units, counts them, and resumes exactly.
+source "$(dirname "$0")/lib.sh"
+[ -x "$RS" ] || fail "$RS is not built (make)"
+make_tiny_corpus "$WORK/data" > /dev/null
+iv() { "$PY" "$ROOT/analysis/interventions.py" "$@"; }
+
+# same FILE_A FILE_B FROM TO VAR...: VAR bitwise equal over steps [FROM, TO)
+same() {
+    "$PY" - "$@" <<'EOF'
+import sys, numpy as np, xarray as xr
+a, b, lo, hi = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+A, B = xr.open_dataset(a, mask_and_scale=False), xr.open_dataset(b, mask_and_scale=False)
+for v in sys.argv[5:]:
+    x = A[v].isel(step=slice(lo, hi)).values
+    y = B[v].isel(step=slice(lo, hi)).values
+    if x.shape != y.shape or x.tobytes() != y.tobytes():
+        sys.exit(f"{v}: differs over steps {lo}..{hi - 1}")
+EOF
+}
+
+# ---- 1. forks -------------------------------------------------------------
+C=$WORK/base.conf
+write_tiny_config "$C" "$WORK/data" "$WORK/base" "steps = 30" "eval_every = 0"
+"$RS" train "$C" > /dev/null
+ck=$WORK/base/checkpoints/t2_seed0/ckpt_00000020.bin
+[ -f "$ck" ] || fail "no checkpoint at step 20"
+cp "$ck" "$WORK/fork20.bin"
+"$RS" train "$C" out_dir="$WORK/same" fork_from="$WORK/fork20.bin" > "$WORK/same.log"
+grep -q "forked from .*fork20.bin (step 20), data seed 0" "$WORK/same.log" \
+    || fail "the fork did not say where it started: $(cat "$WORK/same.log")"
+VARS="loss grad_norm lr tokens_seen token_use_mean seq_use_mean batch_use dead_frac turned_off revived token_use_q seq_use_q"
+# shellcheck disable=SC2086
+same "$WORK/base/dataset.nc" "$WORK/same/dataset.nc" 20 30 $VARS \
+    || fail "a fork with the original data seed differs from the original run"
+"$PY" - "$WORK/base/dataset.nc" "$WORK/same/dataset.nc" <<'EOF' || fail "fork snapshots differ"
+import sys, xarray as xr
+a = xr.open_dataset(sys.argv[1], group="run_t2_seed0", mask_and_scale=False)
+b = xr.open_dataset(sys.argv[2], group="run_t2_seed0", mask_and_scale=False)
+for v in ("fires_since", "last_fire", "premax", "b_in", "fc_norm", "proj_norm"):
+    x, y = a[v].isel(snapshot=slice(4, 6)).values, b[v].isel(snapshot=slice(4, 6)).values
+    assert x.tobytes() == y.tobytes(), v
+assert (b["snapshot_step"].values[4:6] == [20, 25]).all()
+EOF
+echo "ok   fork with data_seed = seed: steps 20..29 and snapshots 20, 25 bitwise equal"
+
+# a sweep of data seeds from the same checkpoint: one dataset, seed = data seed
+"$RS" train "$C" out_dir="$WORK/forks" fork_from="$WORK/fork20.bin" seeds=0,5,6 > /dev/null
+"$PY" - "$WORK/base/dataset.nc" "$WORK/forks/dataset.nc" <<'EOF' || fail "fork sweep"
+import sys, numpy as np, xarray as xr
+base, f = xr.open_dataset(sys.argv[1]), xr.open_dataset(sys.argv[2])
+assert list(f["seed"].values) == [0, 5, 6], f["seed"].values
+loss = f.loss.sel(size="t2")
+assert np.isnan(loss.isel(step=slice(0, 20))).all(), "steps before the fork are not fill"
+assert np.isfinite(loss.isel(step=slice(20, 30))).all(), "fork steps missing"
+b = base.loss.sel(size="t2", seed=0).isel(step=slice(20, 30)).values
+assert (loss.sel(seed=0).isel(step=slice(20, 30)).values == b).all(), "seed 0 fork != base"
+for s in (5, 6):
+    d = loss.sel(seed=s).isel(step=slice(20, 30)).values
+    assert (d != b).all(), f"data seed {s} drew the same batches as the original"
+assert (f.tokens_seen.sel(size="t2").isel(step=20).values == 21 * 8 * 32).all()
+EOF
+echo "ok   fork sweep over data seeds 0, 5, 6: one dataset; 5 and 6 differ at every step"
+"$RS" train "$C" out_dir="$WORK/ds7" data_seed=7 steps=5 > /dev/null
+same "$WORK/base/dataset.nc" "$WORK/ds7/dataset.nc" 0 1 loss 2> /dev/null \
+    && fail "data_seed = 7 drew the same first batch as seed 0"
+echo "ok   data_seed without a fork changes the batches"
+
+iv forks "$WORK/forks/dataset.nc" --checkpoint "$WORK/fork20.bin" --json > "$WORK/forks.json"
+"$PY" - "$WORK/forks.json" <<'EOF' || fail "fork overlap analysis"
+import json, sys
+rows = json.load(open(sys.argv[1]))["forks"]
+assert len(rows) == 2 and all(r["forks"] == 3 and r["fork_step"] == 20 for r in rows), rows
+for r in rows:
+    assert r["alive_from"] == "checkpoint" and 0 < r["alive_at_fork"] <= 64, r
+EOF
+echo "ok   fork overlap analysis reads the fork sweep"
+
+# ---- 2. bad input: one line, exit 64, no output ---------------------------
+expect_64() {
+    local name=$1 want=$2; shift 2
+    local rc=0
+    "$RS" train "$@" out_dir="$WORK/bad_$name" > "$WORK/$name.out" 2> "$WORK/$name.err" || rc=$?
+    [ "$rc" -eq 64 ] || fail "$name: exit $rc, expected 64: $(cat "$WORK/$name.err")"
+    [ "$(wc -l < "$WORK/$name.err")" -eq 1 ] || fail "$name: not one line: $(cat "$WORK/$name.err")"
+    grep -qF -- "$want" "$WORK/$name.err" || fail "$name: '$want' not in $(cat "$WORK/$name.err")"
+    [ ! -s "$WORK/$name.out" ] && [ ! -e "$WORK/bad_$name" ] || fail "$name: output was made"
+    echo "ok   $name: $(cat "$WORK/$name.err")"
+}
+expect_64 fork_missing "key 'fork_from': $WORK/none.bin: cannot open" "$C" fork_from="$WORK/none.bin"
+head -c 5000 "$WORK/fork20.bin" > "$WORK/cut.bin"
+expect_64 fork_damaged "cut.bin" "$C" fork_from="$WORK/cut.bin"
+expect_64 fork_size "but size 't3' of the sweep is" "$C" fork_from="$WORK/fork20.bin" \
+    "size.t3=L=2 d=32 h=2 F=32 T=32 V=64" sizes=t3
+expect_64 fork_done "is at step 20, but steps = 20" "$C" fork_from="$WORK/fork20.bin" steps=20
+B=$WORK/nowin.conf
+write_tiny_config "$B" "$WORK/data" "$WORK/unused" "steps = 30"
+sed -i '/^dead_window/d' "$B"
+expect_64 resample_no_window "set dead_window too" "$B" resample_dead=5
+expect_64 resample_window_long "dead_window = 50 exceeds steps = 30" "$C" resample_dead=5 \
+    dead_window=50
+expect_64 resample_rare "every 40 steps never comes" "$C" resample_dead=40
+rc=0; "$RS" train "$C" resample_dead=-1 out_dir="$WORK/bad_neg" 2> "$WORK/neg.err" > /dev/null || rc=$?
+[ "$rc" -ne 0 ] && [ ! -e "$WORK/bad_neg" ] && grep -q "resample_dead" "$WORK/neg.err" \
+    || fail "resample_dead = -1 accepted (exit $rc)"
+echo "ok   resample_dead = -1: exit $rc, $(cat "$WORK/neg.err")"
+
+# ---- 3. attribution: a planted death at an injected outlier step ----------
+A=$WORK/plant.conf
+write_tiny_config "$A" "$WORK/data" "$WORK/plant" "steps = 60" "eval_every = 0" \
+    "snapshot_every = 4" "debug_kill_step = 17"
+"$RS" train "$A" > /dev/null
+iv attribution "$WORK/plant/dataset.nc" --json > "$WORK/plant.json"
+"$PY" - "$WORK/plant.json" "$WORK/plant/dataset.nc" <<'EOF' || fail "attribution"
+import json, sys, numpy as np, xarray as xr
+r = json.load(open(sys.argv[1]))["attribution"][0]
+ev = r["events"]
+planted = [i for i in range(len(ev["layer"])) if ev["layer"][i] == 0 and ev["last_fire"][i] == 17]
+assert len(planted) == 4, f"expected the 4 planted deaths at step 17, got {len(planted)}: {ev}"
+assert all(ev["outlier"][i] for i in planted), "a planted death is not at an outlier step"
+assert all(ev["jump"][i] < r["alive_jump_p1"] for i in planted), "no pre-activation jump"
+assert r["death_frac_outlier"] > r["base_rate_outlier"], r
+ds = xr.open_dataset(sys.argv[2])
+gn = ds.grad_norm.sel(size="t2", seed=0).values
+assert gn[17] == gn.max() and gn[17] > 100 * np.median(gn), gn[17]
+g = xr.open_dataset(sys.argv[2], group="run_t2_seed0")
+assert (g.b_in.isel(layer=0).sel(snapshot=5).values < -9e3).sum() == 4   # step 20
+print(f"planted deaths {len(planted)} of {r['deaths']}: outlier fraction "
+      f"{r['death_frac_outlier']:.3f} vs base rate {r['base_rate_outlier']:.3f}")
+EOF
+echo "ok   a planted death at an injected outlier step is attributed to it"
+
+# ---- 4. resampling ----------------------------------------------------------
+R=$WORK/res.conf
+write_tiny_config "$R" "$WORK/data" "$WORK/res" "steps = 40" "eval_every = 0" \
+    "snapshot_every = 4" "debug_kill_step = 3" "resample_dead = 4" "dead_window = 5"
+"$RS" train "$R" > /dev/null
+"$PY" - "$WORK/res/dataset.nc" <<'EOF' || fail "resampling"
+import sys, numpy as np, xarray as xr
+ds = xr.open_dataset(sys.argv[1])
+rs = ds.resampled.sel(size="t2", seed=0).values
+rd = ds.redied.sel(size="t2", seed=0).values
+steps = np.nonzero(rs.sum(axis=1))[0]
+assert len(steps) and all((s + 1) % 4 == 0 for s in steps), steps
+# the 4 planted units (dead after step 3, off from step 8) are resampled after step 11
+assert rs[11, 0] >= 4, rs[:, 0]
+assert rd.sum() <= rs.sum()
+g = xr.open_dataset(sys.argv[1], group="run_t2_seed0")
+b12 = g.b_in.isel(layer=0).sel(snapshot=3).values     # step 12: after the resampling
+assert (b12 < -9e3).sum() == 0, "a planted unit was not resampled"
+print(f"resampled {int(rs.sum())}, died again {int(rd.sum())}")
+EOF
+echo "ok   resampling re-initializes the dead units after every 4th step"
+"$RS" train "$R" out_dir="$WORK/res2" stop_at_step=14 > /dev/null || [ $? -eq 75 ] \
+    || fail "stop_at_step"
+"$RS" train "$R" out_dir="$WORK/res2" > /dev/null
+same "$WORK/res/dataset.nc" "$WORK/res2/dataset.nc" 0 40 loss dead_frac turned_off revived \
+    resampled redied redied_life || fail "a resumed resampling run differs from an uninterrupted one"
+echo "ok   resampling run stopped at 14 and resumed == uninterrupted"
+echo "t_interventions: all passed"
