@@ -54,12 +54,13 @@ void fork_start(const Config *c, const ModelSize *ms, Model *m, Optimizer *o,
 int resample_due(const Config *c, int64_t step);
 
 /* After the update of `step`: every unit off at `step` (step - last_fire >=
- * W) is re-initialized from the run's RNG stream keyed by (seed, step):
- * fc column N(0, 0.02), b_in 0, proj row N(0, 0.02/sqrt(2L)) (the init of
- * SPEC §2), AdamW m and v of those entries 0; its tracker starts afresh
- * (last_fire = born = step). rec->layers[l].resampled gets the counts. */
-void resample_dead_units(const Config *c, Model *m, Optimizer *o, DeathTracker *trackers,
-                         uint64_t run_seed, int64_t step, StepRecord *rec);
+ * W) is re-initialized, in layer then unit order, from the run's RNG stream
+ * (rs->rng_state, which checkpoints carry): fc column N(0, 0.02), b_in 0,
+ * proj row N(0, 0.02/sqrt(2L)) (the init of SPEC §2), AdamW m and v of
+ * those entries 0; its tracker starts afresh (last_fire = born = step).
+ * rec->layers[l].resampled gets the counts. */
+void resample_dead_units(const Config *c, Model *m, Optimizer *o, RunState *rs, int64_t step,
+                         StepRecord *rec);
 
 /* Test-only planted death (debug_kill_step). The units are picked from the
  * step's summed fire counts of layer 0 (the usage buffer), so every replica

@@ -5,10 +5,6 @@
 #include "intervene.h"
 #include "rng.h"
 
-/* RNG stream of the re-initialization after step s: RESAMPLE_STREAM ^ s.
- * Parameter init uses stream 0x1417; the top byte keeps these apart. */
-#define RESAMPLE_STREAM 0x52E5A40000000000ull
-
 int resample_due(const Config *c, int64_t step) {
     return c->resample_dead > 0 && (step + 1) % c->resample_dead == 0;
 }
@@ -37,12 +33,12 @@ static void reinit_unit(Model *m, Optimizer *o, Rng *rng, int l, int f) {
     }
 }
 
-void resample_dead_units(const Config *c, Model *m, Optimizer *o, DeathTracker *trackers,
-                         uint64_t run_seed, int64_t step, StepRecord *rec) {
-    Rng rng;
-    rng_seed(&rng, run_seed, RESAMPLE_STREAM ^ (uint64_t)step);
+void resample_dead_units(const Config *c, Model *m, Optimizer *o, RunState *rs, int64_t step,
+                         StepRecord *rec) {
+    Rng rng;   /* the run's own stream: checkpointed, the same on every replica */
+    memcpy(rng.s, rs->rng_state, sizeof rng.s);
     for (int l = 0; l < m->cfg.L; l++) {
-        DeathTracker *t = &trackers[l];
+        DeathTracker *t = &rs->trackers[l];
         int32_t n = 0;
         for (int f = 0; f < t->F; f++) {
             if (step - t->last_fire[f] < c->dead_window) continue;   /* not off */
@@ -53,6 +49,7 @@ void resample_dead_units(const Config *c, Model *m, Optimizer *o, DeathTracker *
         }
         rec->layers[l].resampled = n;
     }
+    memcpy(rs->rng_state, rng.s, sizeof rs->rng_state);
 }
 
 /* The planted units: the first DEBUG_KILL_UNITS units of layer 0 that fired

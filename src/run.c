@@ -256,7 +256,7 @@ int train_run(const Config *c, int run, Comm *comm) {
         if (step == c->debug_diverge_step && comm->rank == 1) r.model.params_memory[0] += 1e-3f;
         debug_kill_bias(c, &r.model, r.usage, step);
         if (resample_due(c, step))
-            resample_dead_units(c, &r.model, &r.opt, r.state.trackers, r.seed, step, &rec);
+            resample_dead_units(c, &r.model, &r.opt, &r.state, step, &rec);
         if (comm->rank == 0) sink_step(&rec);
         sink_poll();
         if (due(step + 1, c->check_every)) check_replicas(&r, step + 1);
