@@ -5,8 +5,7 @@
 #      bit; a fork with another data seed does not; a sweep of data seeds is
 #      one dataset that xarray reads;
 #   2. bad fork / resample setups: one line, exit 64, no output folder;
-#   3. a planted death at an injected outlier step is attributed to it;
-#   4. resampling re-initializes dead units, counts them, and resumes exactly.
+#   3. a planted death at an injected outlier step is attributed to it.
 source "$(dirname "$0")/lib.sh"
 [ -x "$RS" ] || fail "$RS is not built (make)"
 make_tiny_corpus "$WORK/data" > /dev/null
@@ -137,31 +136,4 @@ print(f"planted deaths {len(planted)} of {r['deaths']}: outlier fraction "
 EOF
 echo "ok   a planted death at an injected outlier step is attributed to it"
 
-# ---- 4. resampling ----------------------------------------------------------
-R=$WORK/res.conf
-write_tiny_config "$R" "$WORK/data" "$WORK/res" "steps = 40" "eval_every = 0" \
-    "snapshot_every = 4" "debug_kill_step = 3" "resample_dead = 4" "dead_window = 5"
-"$RS" train "$R" > /dev/null
-"$PY" - "$WORK/res/dataset.nc" <<'EOF' || fail "resampling"
-import sys, numpy as np, xarray as xr
-ds = xr.open_dataset(sys.argv[1])
-rs = ds.resampled.sel(size="t2", seed=0).values
-rd = ds.redied.sel(size="t2", seed=0).values
-steps = np.nonzero(rs.sum(axis=1))[0]
-assert len(steps) and all((s + 1) % 4 == 0 for s in steps), steps
-# the 4 planted units (dead after step 3, off from step 8) are resampled after step 11
-assert rs[11, 0] >= 4, rs[:, 0]
-assert rd.sum() <= rs.sum()
-g = xr.open_dataset(sys.argv[1], group="run_t2_seed0")
-b12 = g.b_in.isel(layer=0).sel(snapshot=3).values     # step 12: after the resampling
-assert (b12 < -9e3).sum() == 0, "a planted unit was not resampled"
-print(f"resampled {int(rs.sum())}, died again {int(rd.sum())}")
-EOF
-echo "ok   resampling re-initializes the dead units after every 4th step"
-"$RS" train "$R" out_dir="$WORK/res2" stop_at_step=14 > /dev/null || [ $? -eq 75 ] \
-    || fail "stop_at_step"
-"$RS" train "$R" out_dir="$WORK/res2" > /dev/null
-same "$WORK/res/dataset.nc" "$WORK/res2/dataset.nc" 0 40 loss dead_frac turned_off revived \
-    resampled redied redied_life || fail "a resumed resampling run differs from an uninterrupted one"
-echo "ok   resampling run stopped at 14 and resumed == uninterrupted"
 echo "t_interventions: all passed"
