@@ -28,10 +28,14 @@ EOF
 # ---- 1. forks -------------------------------------------------------------
 C=$WORK/base.conf
 write_tiny_config "$C" "$WORK/data" "$WORK/base" "steps = 30" "eval_every = 0"
-"$RS" train "$C" > /dev/null
+# the recipe of docs/interventions.md: stop at the fork step, keep a copy of
+# the checkpoint, finish the base run
+rc=0; "$RS" train "$C" stop_at_step=20 > /dev/null || rc=$?
+[ "$rc" -eq 75 ] || fail "stop_at_step=20: exit $rc"
 ck=$WORK/base/checkpoints/t2_seed0/ckpt_00000020.bin
 [ -f "$ck" ] || fail "no checkpoint at step 20"
 cp "$ck" "$WORK/fork20.bin"
+"$RS" train "$C" > /dev/null
 "$RS" train "$C" out_dir="$WORK/same" fork_from="$WORK/fork20.bin" > "$WORK/same.log"
 grep -q "forked from .*fork20.bin (step 20), data seed 0" "$WORK/same.log" \
     || fail "the fork did not say where it started: $(cat "$WORK/same.log")"
