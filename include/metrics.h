@@ -50,6 +50,15 @@ void relu_count_forward(float *act, const float *pre, const float *bias,
                         int B, int T, int F, UsageCounts *counts,
                         PreactStats *pre_stats, uint8_t *seen_scratch);
 
+/* The same, also building the per-token lists of active units that the
+ * sparse MLP path uses (mlp_sparse.h), in the same sweep: each row's
+ * entries are appended while the row is written. lists NULL: as above. */
+struct ActiveList;
+void relu_count_forward_lists(float *act, const float *pre, const float *bias,
+                              int B, int T, int F, UsageCounts *counts,
+                              PreactStats *pre_stats, uint8_t *seen_scratch,
+                              struct ActiveList *lists);
+
 /* Quantile rule of SPEC §3 on a histogram of counts 0..F over total items:
  * the value x(max(1, ceil(q*total))) of the sorted items. q given ×10000
  * (0..10000). total <= 0 (no items) returns 0. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "config.h"
 #include "metrics.h"
+#include "mlp_sparse.h"
 
 #define NUM_PARAM_TENSORS 16
 extern const char *const PARAM_NAMES[NUM_PARAM_TENSORS];
@@ -69,11 +70,14 @@ typedef struct {
     float *scratch;        /* backward scratch: see model.c */
     uint8_t *seen_scratch; /* [F] for per-sequence counting */
     double mean_loss;      /* of the last forward with targets */
+    MlpSparse *mlp;        /* sparse MLP state (mlp_sparse.h); NULL = dense */
 } Model;
 
 /* Allocate for cfg and batch B (sequences per replica); parameters zeroed. */
 void build_model(Model *m, const ModelSize *cfg, int B);
 void free_model(Model *m);
+/* Choose the MLP kernels (`mlp_kernel`): dense (the default), sparse or auto. */
+void model_set_mlp_kernel(Model *m, MlpKernel kind);
 
 /* SPEC §2 init from the seed: N(0,0.02), residual projections
  * N(0, 0.02/sqrt(2L)), biases 0, LayerNorm gains 1. */

@@ -5,7 +5,11 @@
 #include "metrics.h"
 #include <stdlib.h>
 #include <string.h>
+#include "mlp_sparse.h"
 #include "util.h"
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 const double QUANTILE_LEVELS[NUM_QUANTILES] = {
     0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0};
@@ -78,18 +82,103 @@ static int close_sequence(uint8_t *restrict ctr, int64_t *restrict fire_count, i
     return distinct;
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512DQ__)
+/* One chunk of up to 16 units (lanes) at f0 of a row: relu_row's work in
+ * AVX-512, and the chunk's active entries appended to unit/val from the
+ * registers. Bit for bit relu_row's results (the same single add, the same
+ * comparisons, the same double sums). Writes up to 16 entries
+ * (ACTIVE_LIST_SLACK); returns how many are active. */
+KERNEL int relu_chunk_emit(float *act, const float *pre, const float *restrict bias, int f0,
+                           __mmask16 lanes, uint8_t *restrict ctr, float *restrict premax,
+                           double *restrict presum, const int count, const int stats,
+                           int32_t *restrict unit, float *restrict val) {
+    __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, pre + f0),
+                             _mm512_maskz_loadu_ps(lanes, bias + f0));
+    __mmask16 on = _mm512_mask_cmp_ps_mask(lanes, x, _mm512_setzero_ps(), _CMP_GT_OQ);
+    __m512 a = _mm512_maskz_mov_ps(on, x);
+    _mm512_mask_storeu_ps(act + f0, lanes, a);
+    if (count) {
+        __m128i c = _mm_maskz_loadu_epi8(lanes, ctr + f0);
+        _mm_mask_storeu_epi8(ctr + f0, lanes, _mm_mask_add_epi8(c, on, c, _mm_set1_epi8(1)));
+    }
+    if (stats) {   /* a NaN x leaves premax unchanged (the comparison is false) */
+        __m512 pm = _mm512_maskz_loadu_ps(lanes, premax + f0);
+        _mm512_mask_storeu_ps(premax + f0, _mm512_mask_cmp_ps_mask(lanes, x, pm, _CMP_GT_OQ), x);
+        __mmask8 lo = (__mmask8)lanes, hi = (__mmask8)(lanes >> 8);
+        __m512d xl = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
+        __m512d xh = _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1));
+        _mm512_mask_storeu_pd(presum + f0, lo,
+                              _mm512_add_pd(_mm512_maskz_loadu_pd(lo, presum + f0), xl));
+        _mm512_mask_storeu_pd(presum + f0 + 8, hi,
+                              _mm512_add_pd(_mm512_maskz_loadu_pd(hi, presum + f0 + 8), xh));
+    }
+    __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(f0), _mm512_setr_epi32(
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    /* register-form compress + a plain store: the memory form of vcompress
+     * is microcoded and slow on some CPUs (AMD Zen 4) */
+    _mm512_storeu_ps(val, _mm512_maskz_compress_ps(on, a));
+    _mm512_storeu_si512(unit, _mm512_maskz_compress_epi32(on, idx));
+    return __builtin_popcount((unsigned)on);
+}
+#endif
+
+/* One row as relu_row, also appending its active entries to unit/val in
+ * the same sweep (each chunk of 16 from registers): the lists cost no extra
+ * pass over the activations. *emitted = entries appended. */
+KERNEL int relu_row_emit(float *act, const float *pre, const float *restrict bias, int F,
+                         uint8_t *restrict ctr, float *restrict premax,
+                         double *restrict presum, const int count, const int stats,
+                         int32_t *restrict unit, float *restrict val, int *emitted) {
+    int k = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512DQ__)
+    for (int f0 = 0; f0 < F; f0 += 16) {
+        int w = F - f0 < 16 ? F - f0 : 16;
+        __mmask16 lanes = (__mmask16)(w == 16 ? 0xffffu : (1u << w) - 1u);
+        k += relu_chunk_emit(act, pre, bias, f0, lanes, ctr, premax, presum, count, stats,
+                             unit + k, val + k);
+    }
+    *emitted = k;
+    return count ? k : 0;
+#else
+    int active = relu_row(act, pre, bias, F, ctr, premax, presum, count, stats);
+    for (int f = 0; f < F; f++) {   /* branch-free append, the row still in L1 */
+        unit[k] = f;
+        val[k] = act[f];
+        k += act[f] > 0.0f;
+    }
+    *emitted = k;
+    return active;
+#endif
+}
+
+/* emit: also build `lists` (mlp_sparse.h), until its limit says stop. */
 KERNEL void relu_sweep(float *act, const float *pre, const float *restrict bias,
                        int B, int T, int F, const UsageCounts *c, const PreactStats *s,
-                       uint8_t *restrict ctr, const int count, const int stats) {
+                       uint8_t *restrict ctr, ActiveList *lists, const int count,
+                       const int stats, const int emit) {
     float *premax = stats ? s->premax : NULL;
     double *presum = stats ? s->presum : NULL;
+    size_t used = 0;
+    int building = emit;
     if (count) memset(ctr, 0, (size_t)F);
     for (int b = 0; b < B; b++) {
         int since_flush = 0;
         for (int t = 0; t < T; t++) {
-            size_t off = ((size_t)b * T + t) * (size_t)F;
-            int active = relu_row(act + off, pre + off, bias, F, ctr, premax, presum,
+            size_t row = (size_t)b * T + t, off = row * (size_t)F;
+            int active;
+            if (building && !active_list_reserve_row(lists, used)) building = 0;
+            if (building) {
+                int k;
+                lists->start[row] = (int64_t)used;
+                active = relu_row_emit(act + off, pre + off, bias, F, ctr, premax, presum,
+                                       count, stats, lists->unit + used, lists->val + used, &k);
+                used += (size_t)k;
+            } else {
+                active = relu_row(act + off, pre + off, bias, F, ctr, premax, presum,
                                   count, stats);
+            }
             if (!count) continue;
             c->token_hist[active]++;
             if (++since_flush == FLUSH_ROWS) {
@@ -99,15 +188,27 @@ KERNEL void relu_sweep(float *act, const float *pre, const float *restrict bias,
         }
         if (count) c->seq_hist[close_sequence(ctr, c->fire_count, F)]++;
     }
+    if (emit) {
+        lists->rows = B * T;
+        lists->complete = building && used <= lists->limit;
+        if (building) lists->start[(size_t)B * T] = (int64_t)used;
+    }
 }
 
 KERNEL void relu_dispatch(float *act, const float *pre, const float *restrict bias,
                           int B, int T, int F, const UsageCounts *c, const PreactStats *s,
-                          uint8_t *restrict ctr) {
-    if (c && s) relu_sweep(act, pre, bias, B, T, F, c, s, ctr, 1, 1);
-    else if (c) relu_sweep(act, pre, bias, B, T, F, c, s, ctr, 1, 0);
-    else if (s) relu_sweep(act, pre, bias, B, T, F, c, s, ctr, 0, 1);
-    else relu_sweep(act, pre, bias, B, T, F, c, s, ctr, 0, 0);
+                          uint8_t *restrict ctr, ActiveList *l) {
+    if (l) {
+        if (c && s) relu_sweep(act, pre, bias, B, T, F, c, s, ctr, l, 1, 1, 1);
+        else if (c) relu_sweep(act, pre, bias, B, T, F, c, s, ctr, l, 1, 0, 1);
+        else if (s) relu_sweep(act, pre, bias, B, T, F, c, s, ctr, l, 0, 1, 1);
+        else relu_sweep(act, pre, bias, B, T, F, c, s, ctr, l, 0, 0, 1);
+    } else {
+        if (c && s) relu_sweep(act, pre, bias, B, T, F, c, s, ctr, l, 1, 1, 0);
+        else if (c) relu_sweep(act, pre, bias, B, T, F, c, s, ctr, l, 1, 0, 0);
+        else if (s) relu_sweep(act, pre, bias, B, T, F, c, s, ctr, l, 0, 1, 0);
+        else relu_sweep(act, pre, bias, B, T, F, c, s, ctr, l, 0, 0, 0);
+    }
 }
 
 /* In place: one pointer, so the compiler sees each element read then
@@ -115,23 +216,35 @@ KERNEL void relu_dispatch(float *act, const float *pre, const float *restrict bi
  * out of line: inlined into relu_count_forward, relu_copy's restrict
  * qualifiers are lost and the loop gets a runtime alias test. */
 static __attribute__((noinline)) void relu_inplace(float *a, const float *restrict bias, int B, int T, int F,
-                         const UsageCounts *c, const PreactStats *s, uint8_t *restrict ctr) {
-    relu_dispatch(a, a, bias, B, T, F, c, s, ctr);
+                         const UsageCounts *c, const PreactStats *s, uint8_t *restrict ctr,
+                         ActiveList *l) {
+    relu_dispatch(a, a, bias, B, T, F, c, s, ctr, l);
 }
 
 static __attribute__((noinline)) void relu_copy(float *restrict act, const float *restrict pre,
                       const float *restrict bias, int B, int T, int F,
-                      const UsageCounts *c, const PreactStats *s, uint8_t *restrict ctr) {
-    relu_dispatch(act, pre, bias, B, T, F, c, s, ctr);
+                      const UsageCounts *c, const PreactStats *s, uint8_t *restrict ctr,
+                      ActiveList *l) {
+    relu_dispatch(act, pre, bias, B, T, F, c, s, ctr, l);
 }
 
 void relu_count_forward(float *act, const float *pre, const float *bias,
                         int B, int T, int F, UsageCounts *counts,
                         PreactStats *pre_stats, uint8_t *seen_scratch) {
+    relu_count_forward_lists(act, pre, bias, B, T, F, counts, pre_stats, seen_scratch, NULL);
+}
+
+void relu_count_forward_lists(float *act, const float *pre, const float *bias,
+                              int B, int T, int F, UsageCounts *counts,
+                              PreactStats *pre_stats, uint8_t *seen_scratch,
+                              ActiveList *lists) {
     if (B <= 0 || T <= 0 || F <= 0) return;
     if (counts && !seen_scratch) die("relu_count_forward: counting needs seen_scratch");
+    if (lists && (lists->F != F || (size_t)B * T > (size_t)lists->max_rows))
+        die("relu_count_forward: active lists for %d rows of %d units, not %d x %d",
+            lists->max_rows, lists->F, B * T, F);
     if (act == pre) {
-        relu_inplace(act, bias, B, T, F, counts, pre_stats, seen_scratch);
+        relu_inplace(act, bias, B, T, F, counts, pre_stats, seen_scratch, lists);
         return;
     }
     /* relu_copy promises the compiler the two tensors are disjoint. */
@@ -139,7 +252,7 @@ void relu_count_forward(float *act, const float *pre, const float *bias,
     uintptr_t bytes = (uintptr_t)((size_t)B * T * F * sizeof(float));
     if (a < p + bytes && p < a + bytes)
         die("relu_count_forward: act and pre overlap without being the same tensor");
-    relu_copy(act, pre, bias, B, T, F, counts, pre_stats, seen_scratch);
+    relu_copy(act, pre, bias, B, T, F, counts, pre_stats, seen_scratch, lists);
 }
 
 /* ---- quantiles and the per-step summary ---- */

@@ -90,7 +90,13 @@ void free_model(Model *m) {
     free(m->acts_memory);
     free(m->scratch);
     free(m->seen_scratch);
+    mlp_sparse_free(m->mlp);
     memset(m, 0, sizeof *m);
+}
+
+void model_set_mlp_kernel(Model *m, MlpKernel kind) {
+    mlp_sparse_free(m->mlp);
+    m->mlp = mlp_sparse_create(kind, m->cfg.L, m->B * m->cfg.T, m->cfg.F, m->cfg.d);
 }
 
 void model_init_params(Model *m, uint64_t seed) {
@@ -136,10 +142,15 @@ static void block_forward(Model *m, int l, const float *residual, int nb,
     layernorm_forward(ln2, a->ln2_mean + l * Nn, a->ln2_rstd + l * Nn, res2,
                       p->ln2w + l * d, p->ln2b + l * d, N, d);
     matmul_forward(fch, ln2, p->fcw + (size_t)l * d * F, NULL, N, d, F);
-    /* bias + ReLU + sparsity counting in one sweep, in place */
-    relu_count_forward(fch, fch, p->fcb + (size_t)l * F, nb, T, F, counts, stats,
-                       m->seen_scratch);
-    matmul_forward(tmp, fch, p->fcprojw + (size_t)l * F * d, p->fcprojb + l * d, N, F, d);
+    /* bias + ReLU + sparsity counting in one sweep, in place; for the sparse
+     * MLP path also the per-token lists of active units */
+    relu_count_forward_lists(fch, fch, p->fcb + (size_t)l * F, nb, T, F, counts, stats,
+                             m->seen_scratch, mlp_sparse_lists(m->mlp, l, N));
+    if (mlp_sparse_active(m->mlp, l, N))
+        mlp_sparse_forward(m->mlp, l, tmp, p->fcprojw + (size_t)l * F * d,
+                           p->fcprojb + l * d, N, d);
+    else
+        matmul_forward(tmp, fch, p->fcprojw + (size_t)l * F * d, p->fcprojb + l * d, N, F, d);
     residual_forward(res3, res2, tmp, (size_t)N * d);
 }
 
@@ -190,11 +201,18 @@ static void block_backward(Model *m, int l, const float *residual, int nb, float
     float *fch = a->fch + l * NF;
 
     /* MLP: residual3 = residual2 + proj(relu(fc(ln2(residual2)))) */
-    matmul_backward(dfch, g->fcprojw + (size_t)l * F * d, g->fcprojb + l * d, dres, fch,
-                    p->fcprojw + (size_t)l * F * d, N, F, d);
-    relu_backward(dfch, g->fcb + (size_t)l * F, dfch, fch, N, F);
-    matmul_backward(dbuf, g->fcw + (size_t)l * d * F, NULL, dfch, a->ln2 + l * ND,
-                    p->fcw + (size_t)l * d * F, N, d, F);
+    if (mlp_sparse_active(m->mlp, l, N)) {
+        mlp_sparse_backward(m->mlp, l, dbuf, g->fcw + (size_t)l * d * F, g->fcb + (size_t)l * F,
+                            g->fcprojw + (size_t)l * F * d, g->fcprojb + l * d, dres,
+                            a->ln2 + l * ND, p->fcw + (size_t)l * d * F,
+                            p->fcprojw + (size_t)l * F * d, N, d);
+    } else {
+        matmul_backward(dfch, g->fcprojw + (size_t)l * F * d, g->fcprojb + l * d, dres, fch,
+                        p->fcprojw + (size_t)l * F * d, N, F, d);
+        relu_backward(dfch, g->fcb + (size_t)l * F, dfch, fch, N, F);
+        matmul_backward(dbuf, g->fcw + (size_t)l * d * F, NULL, dfch, a->ln2 + l * ND,
+                        p->fcw + (size_t)l * d * F, N, d, F);
+    }
     layernorm_backward(dres, g->ln2w + l * d, g->ln2b + l * d, dbuf, a->residual2 + l * ND,
                        p->ln2w + l * d, a->ln2_mean + l * Nn, a->ln2_rstd + l * Nn, N, d);
     /* attention: residual2 = residual + attproj(attn(qkv(ln1(residual)))) */

@@ -145,10 +145,11 @@ static void test_crossentropy(void) {
 static Model model;
 static uint16_t *mtok;
 static double model_J(void *ctx) { (void)ctx; return model_forward(&model, mtok, model.B, NULL, NULL, NULL); }
-static void test_model(void) {
+static void test_model(MlpKernel kind) {
     ModelSize ms = {"grad", 2, 16, 2, 24, 8, 13};
     int B = 2;
     build_model(&model, &ms, B);
+    model_set_mlp_kernel(&model, kind);   /* dense, or the sparse MLP path */
     model_init_params(&model, 7);
     /* larger weights than the real init so that every path carries gradient */
     for (size_t i = 0; i < model.num_params; i++) model.params_memory[i] += 0.2f * rng_normal(&rng);
@@ -160,7 +161,8 @@ static void test_model(void) {
     size_t off = 0;
     for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
         char what[64];
-        snprintf(what, sizeof what, "model d%s", PARAM_NAMES[t]);
+        snprintf(what, sizeof what, "model%s d%s", kind == MLP_SPARSE ? " (sparse MLP)" : "",
+                 PARAM_NAMES[t]);
         /* a difference step may cross a ReLU kink: allow 1 element in 200 */
         check_grad_kinks(what, model.params_memory + off, model.grads_memory + off,
                          model.param_sizes[t], model_J, NULL, 2e-3f, model.param_sizes[t] / 200);
@@ -180,6 +182,7 @@ int main(void) {
     test_attention();
     test_relu();
     test_crossentropy();
-    test_model();
+    test_model(MLP_DENSE);
+    test_model(MLP_SPARSE);
     return test_done("gradcheck");
 }
