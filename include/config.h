@@ -73,6 +73,8 @@ typedef struct {
     long resample_dead;              /* re-initialize off units every N steps; 0 = never */
     long debug_kill_step;            /* test-only planted death at this step (-1 = never) */
     int dead_window_set;             /* dead_window was given (not the default) */
+    /* the MLP's kernels: MlpKernel of mlp_sparse.h (dense, sparse, auto) */
+    int mlp_kernel;
 } Config;
 
 /* ---- the key table ----

@@ -34,6 +34,8 @@ typedef ConfigKey KeyDef;
 
 static const char *const SAMPLER_NAMES[] = {"random", "sequential", NULL};
 static const char *const OPTIMIZER_NAMES[] = {"adamw", "sgd", NULL};
+/* the order of MlpKernel (mlp_sparse.h) */
+static const char *const MLP_KERNEL_NAMES[] = {"dense", "sparse", "auto", NULL};
 
 /* Every key, in the order config_print writes them (and docs/config.md lists
  * them). `results = 1` marks the keys whose value changes what a run
@@ -101,6 +103,9 @@ static const KeyDef KEYS[] = {
      .results = 1},
     {.name = "debug_kill_step", .type = K_LONG, AT(debug_kill_step), .def = "-1", .hi = NOMAX,
      .or_never = 1, .results = 1},
+    /* the sparse MLP kernels change the numbers by float rounding: `results` */
+    {.name = "mlp_kernel", .type = K_CHOICE, AT(mlp_kernel), .def = "dense",
+     .choices = MLP_KERNEL_NAMES, .results = 1},
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 

@@ -56,6 +56,7 @@ static void open_run(Run *r, const Config *c, int run, Comm *comm) {
                       data_seed_of(c, r->seed), err, sizeof err) != 0)
         die("%s", err);
     build_model(&r->model, &r->size, r->B_local);
+    model_set_mlp_kernel(&r->model, (MlpKernel)c->mlp_kernel);
     build_optimizer(&r->opt, c->optimizer, r->model.num_params);
     int L = r->size.L, F = r->size.F, T = r->size.T;
     run_state_init(&r->state, r->seed);

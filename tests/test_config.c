@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "check.h"
 #include "config.h"
+#include "mlp_sparse.h"
 
 static char tmpdir[] = "/tmp/test_config.XXXXXX";
 
@@ -43,6 +44,14 @@ static void test_defaults(void) {
     CHECK(c.lr == 3e-4 && c.lr_min == 3e-5 && c.beta1 == 0.9 && c.beta2 == 0.95 &&
           c.eps == 1e-8 && c.weight_decay == 0.1 && c.grad_clip == 1.0, "optimizer defaults");
     CHECK(c.optimizer == OPT_ADAMW && c.sampler == SAMPLER_RANDOM, "enum defaults");
+    CHECK(c.mlp_kernel == MLP_DENSE, "mlp_kernel defaults to dense");
+    for (int k = MLP_DENSE; k <= MLP_AUTO; k++) {   /* the names follow MlpKernel */
+        static const char *const names[] = {"dense", "sparse", "auto"};
+        char err[256];
+        CHECK(config_set(&c, "mlp_kernel", names[k], "test", err, sizeof err) == 0 &&
+              c.mlp_kernel == k, "mlp_kernel=%s", names[k]);
+    }
+    config_defaults(&c);
     CHECK(c.dead_window == 100 && c.snapshot_every == 100 && c.eval_every == 100 &&
           c.eval_tokens == 8192 && c.spectrum_topk == 16, "metric defaults");
     CHECK(!strcmp(c.out_dir, "runs/default") && c.val_data[0] == '\0', "path defaults");
@@ -154,6 +163,7 @@ static void test_set_rejections(void) {
     reject_set("overwrite", "maybe", "boolean");
     reject_set("sampler", "shuffled", "random, sequential");
     reject_set("optimizer", "adam", "adamw, sgd");
+    reject_set("mlp_kernel", "fast", "dense, sparse, auto");
     reject_set("out_dir", "a\"b", "quotes");
     reject_set("seeds", "-1", NULL);
     reject_set("seeds", "1, 1", "twice");
