@@ -21,7 +21,10 @@
 #   scaling   build/bench/bench_sgemm: the fc GEMM of a 2-rank step alone and
 #             one copy per core at once: what the machine allows 2 ranks;
 #   ncout     build/bench/bench_ncout: NetCDF cost of one step record;
-#   spectrum  build/bench/bench_spectrum: one layer's held-out spectrum.
+#   spectrum  build/bench/bench_spectrum: one layer's held-out spectrum;
+#   resample  build/bench/bench_resample: resample_dead's re-initialization
+#             (10% of units off, every 100 steps) and the tracker's
+#             bookkeeping of resampled units, against the step.
 # Then bench/table.py prints the table (also left in build/bench/table.md;
 # the programs' raw outputs in build/bench/last/).
 #
@@ -61,7 +64,7 @@ CFLAGS=(-Iinclude -O3 -march=native -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
         -fopenmp-simd -fno-math-errno)
 LIBS=("$BUILD/libreluscope.a" -lscalapack-openmpi -lnetcdf -lopenblas -lz -lm)
 mkdir -p "$BUILD/bench"
-for b in model metrics comm dp ncout spectrum sgemm; do
+for b in model metrics comm dp ncout spectrum sgemm resample; do
     mpicc "${CFLAGS[@]}" "bench/bench_$b.c" "${LIBS[@]}" -o "$BUILD/bench/bench_$b" \
         || die "cannot build bench/bench_$b.c"
 done
@@ -248,6 +251,7 @@ for s in $SIZES; do
     mkdir -p "$WORK/nc.$s"
     run ncout "$s" 300 "$BUILD/bench/bench_ncout" "$WORK/nc.$s" "$L" "$F" 10 40
     run spectrum "$s" 600 "$BUILD/bench/bench_spectrum" 8192 "$F" "$(reps_of spectrum "$s")"
+    run resample "$s" 600 "$BUILD/bench/bench_resample" "${A[@]}" "$(reps_of model "$s")" 0.1 100
 done
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 

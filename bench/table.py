@@ -214,6 +214,15 @@ def report(work):
         else:
             r["spectra"] = r["spectra_s"] = None
         rows.append(r)
+        rs = g("resample")
+        if rs:
+            notes.append(
+                "%s: interventions: resampling %d units (10%% of each layer) %.2f ms per call, "
+                "every %d steps %.4f%% of a step%s; tracker bookkeeping %.4f ms per step; "
+                "outlier attribution: none per step (offline, analysis/interventions.py)" % (
+                    s, int(rs["units"]), 1e3 * rs["resample_s"], int(rs["every"]),
+                    100 * rs["per_step_frac"], verdict(rs["per_step_frac"] < 0.01),
+                    1e3 * rs["tracker_born_s"]))
         if bm:
             notes.append(
                 "%s: 1-rank step %.0f ms = forward %.0f (uncounted %.0f) + backward %.0f + "

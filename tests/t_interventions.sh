@@ -71,6 +71,13 @@ for s in (5, 6):
 assert (f.tokens_seen.sel(size="t2").isel(step=20).values == 21 * 8 * 32).all()
 EOF
 echo "ok   fork sweep over data seeds 0, 5, 6: one dataset; 5 and 6 differ at every step"
+# the same sweep split over two jobs (as a Slurm array would) merges into it
+"$RS" train "$C" out_dir="$WORK/forksA" fork_from="$WORK/fork20.bin" seeds=0,5 > /dev/null
+"$RS" train "$C" out_dir="$WORK/forksB" fork_from="$WORK/fork20.bin" seeds=6 > /dev/null
+"$RS" merge "$WORK/forksA/dataset.nc" "$WORK/forksB/dataset.nc" -o "$WORK/merged.nc" > /dev/null
+same "$WORK/forks/dataset.nc" "$WORK/merged.nc" 0 30 loss grad_norm dead_frac turned_off \
+    || fail "the merged fork sweep differs from the one-job sweep"
+echo "ok   a fork sweep split over two jobs merges into the one-job sweep"
 "$RS" train "$C" out_dir="$WORK/ds7" data_seed=7 steps=5 > /dev/null
 same "$WORK/base/dataset.nc" "$WORK/ds7/dataset.nc" 0 1 loss 2> /dev/null \
     && fail "data_seed = 7 drew the same first batch as seed 0"
