@@ -6,4 +6,5 @@ int cmd_train(int argc, char **argv);    /* train.c   */
 int cmd_eval(int argc, char **argv);     /* eval.c    */
 int cmd_prepare(int argc, char **argv);  /* prepare.c */
 int cmd_merge(int argc, char **argv);    /* merge.c   */
+int cmd_plan(int argc, char **argv);     /* plan.c    */
 #endif

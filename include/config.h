@@ -116,6 +116,9 @@ int config_load_file(Config *c, const char *path, char *err, size_t errlen);
 int config_set(Config *c, const char *key, const char *value, const char *origin,
                char *err, size_t errlen);
 
+/* Apply one command-line argument "key=value" (origin "command line"). */
+int config_override(Config *c, const char *arg, char *err, size_t errlen);
+
 /* Cross-key checks (d % h, F >= 1, eval_tokens vs T, ...). -1 + err on failure. */
 int config_validate(const Config *c, char *err, size_t errlen);
 
@@ -154,6 +157,15 @@ char *config_results_text(const Config *c, const ModelSize *run);
 /* 64-bit FNV-1a of config_results_text(c, run): equal fingerprints mean the
  * same result-changing config (for checkpoints: pass the run's size). */
 uint64_t config_fingerprint(const Config *c, const ModelSize *run);
+
+/* The effective config as one JSON object: every key of the table with a
+ * typed value (numbers, strings, booleans; choices as their names; `sizes`
+ * a list of {"name", "L", "d", "h", "F", "T", "V"}; `seeds` a list of
+ * integers). Used by `reluscope plan --json`. */
+void config_print_json(const Config *c, FILE *fp);
+
+/* s as a JSON string literal (quotes, backslashes, control bytes escaped). */
+void json_string(const char *s, FILE *fp);
 
 /* Find a defined size by name; NULL if none. */
 const ModelSize *config_find_size(const Config *c, const char *name);

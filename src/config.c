@@ -759,8 +759,7 @@ int config_validate(const Config *c, char *err, size_t errlen) {
     return validate_cross(c, err, errlen);
 }
 
-/* One "key=value" argument. */
-static int set_override(Config *c, const char *arg, char *err, size_t errlen) {
+int config_override(Config *c, const char *arg, char *err, size_t errlen) {
     const char *eq = strchr(arg, '=');
     if (!eq) return fail_msg(err, errlen, "command line: expected key=value, got '%s'", arg);
     char key[128];
@@ -777,7 +776,7 @@ int config_load(Config *c, const char *path, int n_overrides, char **overrides,
     config_defaults(c);
     if (path && config_load_file(c, path, err, errlen) != 0) return -1;
     for (int i = 0; i < n_overrides; i++)
-        if (set_override(c, overrides[i], err, errlen) != 0) return escaped(err, errlen);
+        if (config_override(c, overrides[i], err, errlen) != 0) return escaped(err, errlen);
     if (config_validate(c, err, errlen) != 0) {
         char why[1024];
         snprintf(why, sizeof why, "%s", err);

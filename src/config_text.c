@@ -182,3 +182,57 @@ uint64_t config_fingerprint(const Config *c, const ModelSize *run) {
     free(text);
     return h;
 }
+
+/* ------------------------------------------------------------- JSON */
+
+void json_string(const char *s, FILE *fp) {
+    fputc('"', fp);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(fp, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(fp, "\\u%04x", *p);
+        else fputc(*p, fp);
+    }
+    fputc('"', fp);
+}
+
+static void json_value(const Config *c, const ConfigKey *k, FILE *fp) {
+    const void *field = (const char *)c + k->off;
+    char text[VALUE_MAX];
+    switch (k->type) {
+    case K_INT: case K_LONG: case K_DOUBLE:   /* the printed form is a JSON number */
+        config_key_text(c, k, text, sizeof text);
+        fputs(text, fp);
+        break;
+    case K_STRING: json_string((const char *)field, fp); break;
+    case K_BOOL: fputs(*(const int *)field ? "true" : "false", fp); break;
+    case K_CHOICE: json_string(choice_name(k, *(const int *)field), fp); break;
+    case K_SIZES:
+        fputc('[', fp);
+        for (int i = 0; i < c->n_sizes; i++) {
+            const ModelSize *s = &c->sizes[i];
+            fprintf(fp, "%s{\"name\": ", i ? ", " : "");
+            json_string(s->name, fp);
+            fprintf(fp, ", \"L\": %d, \"d\": %d, \"h\": %d, \"F\": %d, \"T\": %d, \"V\": %d}",
+                    s->L, s->d, s->h, s->F, s->T, s->V);
+        }
+        fputc(']', fp);
+        break;
+    case K_SEEDS:
+        fputc('[', fp);
+        for (int i = 0; i < c->n_seeds; i++)
+            fprintf(fp, "%s%llu", i ? ", " : "", (unsigned long long)c->seeds[i]);
+        fputc(']', fp);
+        break;
+    }
+}
+
+void config_print_json(const Config *c, FILE *fp) {
+    int n;
+    const ConfigKey *keys = config_keys(&n);
+    fputc('{', fp);
+    for (int i = 0; i < n; i++) {
+        fprintf(fp, "%s\"%s\": ", i ? ", " : "", keys[i].name);
+        json_value(c, &keys[i], fp);
+    }
+    fputc('}', fp);
+}
