@@ -167,6 +167,12 @@ void config_print_json(const Config *c, FILE *fp);
 /* s as a JSON string literal (quotes, backslashes, control bytes escaped). */
 void json_string(const char *s, FILE *fp);
 
+/* A printed config (read as stored text; origin names it in errors) with its
+ * sizes (with their shapes) and seeds replaced, printed again: the config of
+ * a merged dataset. NULL + err if the text cannot be read. malloc'd. */
+char *config_text_with_grid(const char *text, const char *origin, const ModelSize *sizes,
+                            int n_sizes, const uint64_t *seeds, int n_seeds, char *err, size_t errlen);
+
 /* Find a defined size by name; NULL if none. */
 const ModelSize *config_find_size(const Config *c, const char *name);
 

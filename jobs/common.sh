@@ -234,40 +234,24 @@ rs_finish() {
 }
 
 # --- the sweep grid and its chunks ------------------------------------------------------
-# rs_grid CONFIG [key=value ...]: sets RS_SIZES and RS_SEEDS (arrays) from the
-# config's `sizes` and `seeds` lines, the command-line overrides winning, with
-# the program's defaults (sizes = tiny, seeds = 0). Seeds may be written as
-# ranges a-b, which are expanded.
-rs_split_list() {   # "a, b c" (quotes allowed) -> one item a line
-    printf '%s\n' "$1" | tr -d '"'"'" | tr ',' ' ' | tr -s ' \t\r' '\n' | sed '/^$/d'
-}
+# rs_grid CONFIG [key=value ...]: sets RS_SIZES and RS_SEEDS (arrays) from
+# `reluscope plan CONFIG [key=value ...]`, the program's own reading of the
+# config (defaults, overrides, quoting, seed ranges a-b, every key validated;
+# docs/config.md): the scripts never parse a config themselves. A config the
+# program refuses stops here with the program's one-line message (exit 64).
+# The program is RS_BIN, else RELUSCOPE_BIN, else RELUSCOPE_ROOT/bin/reluscope,
+# else the checkout this file is in.
 rs_grid() {
-    local conf=$1; shift
+    local conf=$1 plan; shift
     [ -f "$conf" ] || rs_die "$RS_EX_NOINPUT" "config $conf not found"
-    local sizes=tiny seeds=0 line key val item a b
-    while IFS= read -r line || [ -n "$line" ]; do
-        line=${line%%#*}
-        case $line in *=*) ;; *) continue ;; esac
-        key=$(printf '%s' "${line%%=*}" | tr -d ' \t')
-        val=${line#*=}
-        case $key in sizes) sizes=$val ;; seeds) seeds=$val ;; esac
-    done < "$conf"
-    for item in "$@"; do
-        case $item in sizes=*) sizes=${item#sizes=} ;; seeds=*) seeds=${item#seeds=} ;; esac
-    done
-    mapfile -t RS_SIZES < <(rs_split_list "$sizes")
-    RS_SEEDS=()
-    while IFS= read -r item; do
-        if [[ $item =~ ^([0-9]+)-([0-9]+)$ ]]; then
-            a=${BASH_REMATCH[1]}; b=${BASH_REMATCH[2]}
-            [ "$a" -le "$b" ] || rs_die "$RS_EX_USAGE" "seed range $item is empty"
-            while [ "$a" -le "$b" ]; do RS_SEEDS+=("$a"); a=$((a + 1)); done
-        else
-            RS_SEEDS+=("$item")
-        fi
-    done < <(rs_split_list "$seeds")
-    [ "${#RS_SIZES[@]}" -gt 0 ] || rs_die "$RS_EX_USAGE" "$conf: no sizes"
-    [ "${#RS_SEEDS[@]}" -gt 0 ] || rs_die "$RS_EX_USAGE" "$conf: no seeds"
+    local bin=${RS_BIN:-${RELUSCOPE_BIN:-${RELUSCOPE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}/bin/reluscope}}
+    [ -x "$bin" ] || rs_die "$RS_EX_NOINPUT" "$bin not found: run 'make' first, or set RELUSCOPE_ROOT"
+    plan=$("$bin" plan "$conf" "$@") || rs_die "$RS_EX_USAGE" "$conf: the program refused the config (above)"
+    mapfile -t RS_SIZES < <(printf '%s\n' "$plan" | sed -n 's/^size \([^ ]*\) .*/\1/p')
+    mapfile -t RS_SEEDS < <(printf '%s\n' "$plan" | sed -n 's/^seed //p')
+    if [ "${#RS_SIZES[@]}" -eq 0 ] || [ "${#RS_SEEDS[@]}" -eq 0 ]; then
+        rs_die "$RS_EX_USAGE" "$conf: no sizes or no seeds in the program's plan"
+    fi
 }
 
 # The chunking rule: every array task trains ONE size and a block of up to

@@ -4,7 +4,9 @@
 #
 #   SEEDS_PER_TASK=2 jobs/sweep-plan.sh configs/demo.conf [key=value ...]
 #
-# Output: "tasks N", then one line a task: "task I sizes=S seeds=a,b".
+# Output: "tasks N", then one line a task: "task I sizes=S seeds=a,b". The
+# sizes and seeds come from `reluscope plan` (the program reads the config;
+# `reluscope plan CONFIG --ranks N` shows the runs and rank groups of a task).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=jobs/common.sh

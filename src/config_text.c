@@ -236,3 +236,29 @@ void config_print_json(const Config *c, FILE *fp) {
     }
     fputc('}', fp);
 }
+
+/* ------------------------------------------------------------ merge */
+
+char *config_text_with_grid(const char *text, const char *origin, const ModelSize *sizes,
+                            int n_sizes, const uint64_t *seeds, int n_seeds, char *err, size_t errlen) {
+    if (n_sizes < 1 || n_sizes > MAX_RUN_SIZES || n_seeds < 1 || n_seeds > MAX_SEEDS) {
+        snprintf(err, errlen, "%d sizes and %d seeds: a config holds 1-%d sizes and 1-%d seeds",
+                 n_sizes, n_seeds, MAX_RUN_SIZES, MAX_SEEDS);
+        return NULL;
+    }
+    Config *c = xmalloc(sizeof *c);
+    char why[RS_PATH_MAX + 512];
+    config_defaults(c);
+    if (config_load_text(c, text, origin, 1, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%.*s", (int)(errlen > 1 ? errlen - 1 : 0), why);
+        free(c);
+        return NULL;
+    }
+    c->n_sizes = n_sizes;
+    memcpy(c->sizes, sizes, (size_t)n_sizes * sizeof *sizes);
+    c->n_seeds = n_seeds;
+    memcpy(c->seeds, seeds, (size_t)n_seeds * sizeof *seeds);
+    char *out = config_to_string(c);
+    free(c);
+    return out;
+}

@@ -157,50 +157,6 @@ static int check_overlap(const Input *ins, int n, const NcoutMeta *u, char *err,
     return rc;
 }
 
-static void put_list_line(Bytes *b, const char *key, const NcoutMeta *u) {
-    char item[64];
-    bytes_put(b, key, strlen(key));
-    bytes_put(b, " = ", 3);
-    int n = !strcmp(key, "sizes") ? u->n_sizes : u->n_seeds;
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(key, "sizes"))
-            snprintf(item, sizeof item, "%s%s", i ? ", " : "", u->sizes[i].name);
-        else
-            snprintf(item, sizeof item, "%s%llu", i ? ", " : "", (unsigned long long)u->seeds[i]);
-        bytes_put(b, item, strlen(item));
-    }
-    bytes_put(b, "\n", 1);
-}
-
-/* The first input's config with its sizes and seeds lines set to the union. */
-static char *union_config(const char *config, const NcoutMeta *u) {
-    Bytes b = {0};
-    int seen[2] = {0, 0};
-    const char *keys[2] = {"sizes", "seeds"};
-    for (const char *line = config; *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line + 1) : strlen(line);
-        const char *s = line;
-        while (s < line + len && (*s == ' ' || *s == '\t')) s++;
-        int which = -1;
-        for (int k = 0; k < 2; k++) {
-            size_t kl = strlen(keys[k]);
-            const char *t = s + kl;
-            if (!strncmp(s, keys[k], kl)) {
-                while (*t == ' ' || *t == '\t') t++;
-                if (*t == '=') which = k;
-            }
-        }
-        if (which >= 0) { put_list_line(&b, keys[which], u); seen[which] = 1; }
-        else bytes_put(&b, line, len);
-        line += len;
-    }
-    if (b.len && b.p[b.len - 1] != '\n') bytes_put(&b, "\n", 1);
-    for (int k = 0; k < 2; k++) if (!seen[k]) put_list_line(&b, keys[k], u);
-    bytes_put(&b, "", 1);
-    return (char *)b.p;
-}
-
 /* Copy an input variable whole: `nlead` leading indices fixed (size, seed of
  * a root series; none in a snapshot group), then the unlimited axis in blocks. */
 static int copy_var(int inc, int ivar, int onc, int ovar, int nlead, const size_t *lin,
@@ -403,9 +359,10 @@ int ncout_merge(int n, char *const *inputs, const char *out, int force, const ch
         u.mpi_layout = a->mpi_layout;
         u.command_line = a->command_line;
         u.start_time = a->start_time;
-        char *config = union_config(a->config_text, &u);
+        char *config = config_text_with_grid(a->config_text, ins[0].path, u.sizes, u.n_sizes,
+                                             u.seeds, u.n_seeds, err, errlen);
         u.config_text = config;
-        rc = build_output(ins, n, &u, out, command_line, err, errlen);
+        rc = config ? build_output(ins, n, &u, out, command_line, err, errlen) : -1;
         free(config);
     }
     for (int i = 0; i < n; i++) close_input(&ins[i]);

@@ -115,6 +115,79 @@ grep -q '^seeds = 3, 1$' "$WORK/range.out" || fail "the override did not win: $(
 rm -rf "$WORK/out"
 echo "ok: seed range in the file, list on the command line"
 
+# ---- reluscope plan: the effective config, grid, runs and groups ----------
+# plan_ok NAME ARGS...: exit 0, stdout in $WORK/NAME.out, nothing on stderr
+plan_ok() {
+    local name=$1; shift
+    "$RS" plan "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" \
+        || fail "plan $name: exit $?: $(cat "$WORK/$name.err")"
+    [ ! -s "$WORK/$name.err" ] || fail "plan $name: stderr: $(cat "$WORK/$name.err")"
+}
+# plan_bad NAME CODE WANT ARGS...: exit CODE, one stderr line containing WANT
+plan_bad() {
+    local name=$1 code=$2 want=$3 rc=0; shift 3
+    "$RS" plan "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || rc=$?
+    [ "$rc" -eq "$code" ] || fail "plan $name: exit $rc, expected $code: $(cat "$WORK/$name.err")"
+    [ "$code" -eq 2 ] || [ "$(wc -l < "$WORK/$name.err")" -eq 1 ] \
+        || fail "plan $name: stderr is not one line: $(cat "$WORK/$name.err")"
+    grep -qF -- "$want" "$WORK/$name.err" || fail "plan $name: '$want' not in: $(cat "$WORK/$name.err")"
+    [ ! -s "$WORK/$name.out" ] || fail "plan $name: printed a plan despite the error"
+}
+write_config "$C" "size.t3 = L=3 d=32 h=2 F=64 T=32 V=64"
+sed -i 's/^sizes = t2$/sizes = t2, t3/; s/^seeds = 0, 1$/seeds = 0-4/' "$C"
+plan_ok range "$C"
+[ "$(grep -c '^seed ' "$WORK/range.out")" -eq 5 ] || fail "plan: seeds = 0-4 is not 5 seed lines"
+[ "$(grep -c '^run ' "$WORK/range.out")" -eq 10 ] || fail "plan: 2 sizes x 5 seeds is not 10 runs"
+grep -q '^size t3 L=3 d=32 h=2 F=64 T=32 V=64$' "$WORK/range.out" || fail "plan: size line of t3"
+grep -q '^run 9 size=t3 seed=4 name=t3_seed4$' "$WORK/range.out" || fail "plan: the last run line"
+grep -q '^config seeds = 0, 1, 2, 3, 4$' "$WORK/range.out" || fail "plan: config line of the seeds"
+plan_ok override "$C" seeds=3,1 --ranks 2
+[ "$(grep '^seed ' "$WORK/override.out" | tr '\n' ' ')" = "seed 3 seed 1 " ] \
+    || fail "plan: the command-line seeds do not win: $(grep '^seed ' "$WORK/override.out")"
+[ "$(grep -c '^group ' "$WORK/override.out")" -eq 2 ] || fail "plan: 2 ranks, 4 runs: not 2 groups"
+# the config lines are the effective config: loaded back, the same plan
+sed -n 's/^config //p' "$WORK/range.out" > "$WORK/printed.conf"
+plan_ok reloaded "$WORK/printed.conf"
+cmp -s "$WORK/range.out" "$WORK/reloaded.out" || fail "plan of the printed config differs"
+# ... also from stdin, as analysis/ reads a dataset's config attribute
+"$RS" plan - < "$WORK/printed.conf" > "$WORK/stdin.out" || fail "plan - (stdin) failed"
+cmp -s "$WORK/range.out" "$WORK/stdin.out" || fail "plan - differs from plan FILE"
+# --json: the same plan as one object
+plan_ok json "$C" --json --ranks 4 seeds=0-2
+"$PY" - "$WORK/json.out" <<'PYEOF' || fail "plan --json does not hold the plan"
+import json, sys
+p = json.load(open(sys.argv[1]))
+c = p["config"]
+assert [s["name"] for s in c["sizes"]] == ["t2", "t3"] and c["sizes"][1]["L"] == 3, c["sizes"]
+assert c["seeds"] == [0, 1, 2] and c["eval_tokens"] == 512 and c["overwrite"] is False, c
+assert c["sampler"] == "random" and c["lr"] == 3e-4 and isinstance(c["steps"], int), c
+assert len(p["runs"]) == 6 and p["runs"][5] == {"id": 5, "size": "t3", "seed": 2, "name": "t3_seed2"}
+assert p["ranks"] == 4 and sum(g["ranks"] for g in p["groups"]) == 4
+assert sorted(r for g in p["groups"] for r in g["runs"]) == list(range(6)), p["groups"]
+assert "lr" in p["results_keys"] and "out_dir" not in p["results_keys"], p["results_keys"]
+assert p["config_text"].startswith("size.t2 = L=2"), p["config_text"][:40]
+assert len(p["fingerprint"]) == 16
+PYEOF
+# nothing is created, and the corpus is not read without --check
+[ ! -e "$WORK/out" ] || fail "plan created the output folder"
+plan_ok no_corpus_needed "$C" train_data=/nonexistent/x_*.bin
+plan_bad check_no_corpus 1 "/nonexistent/x_*.bin" "$C" --check train_data=/nonexistent/x_*.bin
+plan_ok check_ok "$C" --check
+plan_bad check_tokens_over_v 1 "is >= the vocabulary size 50" "$C" --check \
+    "size.t2=L=2 d=32 h=2 F=64 T=32 V=50"
+plan_bad check_few_windows 1 "a batch needs B=4096" "$C" --check batch_size=4096
+# errors: the same lines and codes as train
+plan_bad bad_key 1 "unknown key 'nope'" "$C" nope=1
+plan_bad bad_range 1 "backwards" "$C" seeds=4-2
+plan_bad bad_layout 1 "batch_size" "$C" --ranks 3 sizes=t2 seeds=0 batch_size=16
+plan_bad missing 1 "cannot open" "$WORK/none.conf"
+plan_bad stdin_junk 1 '\x1B' - < "$WORK/junk.conf"
+plan_bad no_args 2 "usage: reluscope plan" 
+plan_bad bad_ranks 2 "--ranks" "$C" --ranks 0
+plan_bad bad_option 2 "unknown option '--jsn'" "$C" --jsn
+"$RS" plan --help | grep -q "^  group G first_rank=R ranks=K runs=" || fail "plan --help lacks the line format"
+echo "ok: plan (lines, json, stdin, --check, errors)"
+
 # OpenBLAS kernels (src/blas.c, scripts/blas-env.sh): whatever this machine's
 # CPU, the advice must be one that OpenBLAS takes, after which there is none;
 # and a user's own OPENBLAS_CORETYPE is never second-guessed.

@@ -376,6 +376,37 @@ static void test_diff_and_fingerprint(void) {
     free(tb);
 }
 
+/* The config of a merged dataset: the first input's printed config with the
+ * union of sizes (and their shapes) and seeds; it loads and validates. */
+static void test_text_with_grid(void) {
+    Config a, b;
+    char err[512], path[256];
+    base(&a);
+    config_set(&a, "size.small", "L=2 d=16 h=2 F=16 T=8 V=64", "t", err, sizeof err);
+    config_set(&a, "sizes", "small", "t", err, sizeof err);
+    config_set(&a, "eval_tokens", "64", "t", err, sizeof err);
+    config_set(&a, "spectrum_topk", "4", "t", err, sizeof err);
+    char *text = config_to_string(&a);
+    ModelSize sizes[2] = {a.sizes[0], {"big", 3, 24, 3, 24, 8, 64}};
+    uint64_t seeds[3] = {7, 11, 0};
+    char *merged = config_text_with_grid(text, "in.nc", sizes, 2, seeds, 3, err, sizeof err);
+    CHECK(merged != NULL, "with grid: %s", err);
+    if (!merged) return;
+    CHECK(strstr(merged, "size.big = L=3 d=24 h=3 F=24 T=8 V=64\n") &&
+          strstr(merged, "\nsizes = small, big\n") && strstr(merged, "\nseeds = 7, 11, 0\n"),
+          "merged config:\n%s", merged);
+    snprintf(path, sizeof path, "%s/merged.conf", tmpdir);
+    write_file(path, merged);
+    CHECK(config_load(&b, path, 0, NULL, err, sizeof err) == 0, "merged config invalid: %s", err);
+    CHECK(config_diff(&a, &b, 1, err, sizeof err) == 0, "merged config changed a key: %s", err);
+    free(merged);
+    CHECK(config_text_with_grid("bench = 1\n", "in.nc", sizes, 2, seeds, 3, err, sizeof err) == NULL &&
+          strstr(err, "in.nc:1: unknown key 'bench'"), "unreadable text: %s", err);
+    CHECK(config_text_with_grid(text, "in.nc", sizes, 0, seeds, 3, err, sizeof err) == NULL,
+          "no sizes accepted");
+    free(text);
+}
+
 /* Assignments that each set fine but that config_validate must refuse. */
 static void reject_validate(const char *key, const char *const *kv, int n, const char *want) {
     Config c;
@@ -534,6 +565,7 @@ int main(void) {
     test_escaped_messages();
     test_choices();
     test_diff_and_fingerprint();
+    test_text_with_grid();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
