@@ -60,7 +60,7 @@ static void try_file(const char *path) {
         fprintf(stderr, "peek accepted a size with d=%d not a multiple of h=%d\n", s.d, s.h);
         abort();
     }
-    int rc = checkpoint_load(path, &FIXED, &fixed.m, &fixed.opt, &fixed.rs, err, sizeof err);
+    int rc = checkpoint_load(path, &FIXED, NULL, &fixed.m, &fixed.opt, &fixed.rs, err, sizeof err);
     if (rc != 0) fz_check_error(err, path);
     if (rc == 0 && (peek != 0 || !same_shape(&s, &FIXED))) {
         fprintf(stderr, "load accepted a file that peek refused or of another size\n");
@@ -70,7 +70,7 @@ static void try_file(const char *path) {
     if (peek == 0 && !same_shape(&s, &FIXED) && tiny(&s)) {
         Target t;
         target_build(&t, &s);
-        if (checkpoint_load(path, &s, &t.m, &t.opt, &t.rs, err, sizeof err) != 0) {
+        if (checkpoint_load(path, &s, NULL, &t.m, &t.opt, &t.rs, err, sizeof err) != 0) {
             fprintf(stderr, "peek accepted but load into its own size failed: %s\n", err);
             abort();
         }

@@ -13,5 +13,7 @@ void dataset_write_snapshot(const SnapshotRecord *r);
 void dataset_flush(void);   /* records survive a killed process (journal) */
 void dataset_sync(void);    /* ... and a crashed node (fsync): before checkpoints */
 void dataset_close(void);
+/* The first step in [from, upto) that run lacks in the dataset (upto: none). */
+int64_t dataset_first_missing_step(int run, int64_t from, int64_t upto);
 
 #endif

@@ -101,6 +101,13 @@ int ncout_close(Ncout *o, char *err, size_t errlen);
  * republish it cleanly closed. *repaired = 1 if there was a journal. */
 int ncout_repair(const char *path, int *repaired, char *err, size_t errlen);
 
+/* The first step in [from, upto) whose record PATH lacks for run (loss at
+ * its fill value; upto when PATH holds them all). For a resume: a checkpoint
+ * at step k needs every step of the run before k in the dataset (from the
+ * fork's first step for a fork). 0, or -1 + err. */
+int ncout_first_missing_step(Ncout *o, int run, int64_t from, int64_t upto, int64_t *missing,
+                             char *err, size_t errlen);
+
 /* Combine datasets of the same sweep that hold disjoint runs (Slurm array
  * tasks) into OUT: all sizes (in order of first appearance) x all seeds
  * (likewise), snapshot groups included; written to OUT.tmp.<pid> and

@@ -45,7 +45,8 @@ void run_name(const Config *c, int run, char *out, size_t outlen);
 /* The corpus checks each run does when it starts (every token < V, enough
  * windows for a batch, a held-out set that fits), for every size of the
  * sweep: `train` and `plan --check` run them before anything is written.
- * -1 + err naming the file and the problem. */
-int  sweep_check_corpus(const Config *c, char *err, size_t errlen);
+ * -1 + err naming the file and the problem. prints (or NULL): the
+ * fingerprints of train_data and val_data (0 when not opened), data.h. */
+int  sweep_check_corpus(const Config *c, uint64_t prints[2], char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +30,12 @@
 #endif
 
 #define CKPT_MAGIC "RSCKPT01"
-#define CKPT_VERSION 2u      /* written; version 1 (no `born` arrays) is still read */
-#define HEADER_BYTES 160u
+/* Written: version 3. Read: 1 (no `born` arrays), 2 (no identity block):
+ * `eval` and fork_from read them, a resume refuses them (they cannot show
+ * which run they belong to). */
+#define CKPT_VERSION 3u
+#define HEADER_BYTES 192u    /* version 3; versions 1-2: 160 */
+#define IDENTITY_AT 160u     /* the run's identity block (version 3), see pack_identity */
 #define TENSOR_ENTRY_BYTES 64u
 #define TENSOR_NAME_BYTES 16u
 /* Format sanity bounds (not config policy): they keep every size product of
@@ -95,10 +101,12 @@ static uint64_t tracker_block(uint64_t F, uint32_t version) {
     return 16 + (version >= 2 ? 24 : 16) * F;
 }
 
+static uint32_t header_bytes(uint32_t version) { return version >= 3 ? HEADER_BYTES : 160u; }
+
 static Layout layout_of(const ModelSize *s, uint64_t config_len, uint32_t version) {
     Layout o;
     uint64_t P = total_params(s), F = (uint64_t)s->F;
-    o.table = pad8(HEADER_BYTES + config_len);
+    o.table = pad8(header_bytes(version) + config_len);
     o.params = o.table + (uint64_t)NUM_PARAM_TENSORS * TENSOR_ENTRY_BYTES;
     o.m = o.params + 4 * P;
     o.v = o.m + 4 * P;
@@ -141,6 +149,25 @@ static void pack_header(uint8_t *h, const ModelSize *ms, const Optimizer *opt,
     put_u64(h + 136, (uint64_t)(int64_t)opt->t);
     put_u64(h + 144, total_params(ms));
     put_u64(h + 152, config_len);
+}
+
+/* ---- identity block (format version 2, bytes 160..191 of the header) ----
+ * What makes the checkpoint one run's own: the fingerprint of the config
+ * keys that change results (with the size), of the training and held-out
+ * corpora, and the planned steps. Kept apart from the fields above so that
+ * header fields added later do not move it. */
+static void pack_identity(uint8_t *h, const RunIdentity *id) {
+    put_u64(h + IDENTITY_AT, id->config);
+    put_u64(h + IDENTITY_AT + 8, id->train_corpus);
+    put_u64(h + IDENTITY_AT + 16, id->val_corpus);
+    put_u64(h + IDENTITY_AT + 24, (uint64_t)id->steps);
+}
+
+static void parse_identity(const uint8_t *h, RunIdentity *id) {
+    id->config = get_u64(h + IDENTITY_AT);
+    id->train_corpus = get_u64(h + IDENTITY_AT + 8);
+    id->val_corpus = get_u64(h + IDENTITY_AT + 16);
+    id->steps = (int64_t)get_u64(h + IDENTITY_AT + 24);
 }
 
 static void write_tensor_table(Writer *w, const ModelSize *ms) {
@@ -198,8 +225,10 @@ static int check_save_inputs(const ModelSize *ms, const Model *m, const Optimize
         return fail_msg(why, n, "internal error: the optimizer holds %zu values for %zu parameters",
                     opt->n, m->num_params);
     /* a load refuses negative counters, so never write them */
-    if (rs->step < 0 || rs->tokens_seen < 0 || opt->t < 0)
-        return fail_msg(why, n, "internal error: negative step, token count or optimizer count");
+    if (rs->step < 0 || rs->tokens_seen < 0 || opt->t != rs->step || rs->id.steps < rs->step)
+        return fail_msg(why, n, "internal error: step %lld, tokens %lld, optimizer count %ld, "
+                        "planned steps %lld do not fit together", (long long)rs->step,
+                        (long long)rs->tokens_seen, opt->t, (long long)rs->id.steps);
     if (!rs->trackers) return fail_msg(why, n, "internal error: no death trackers to save");
     for (int l = 0; l < ms->L; l++)
         if (rs->trackers[l].F != ms->F)
@@ -216,6 +245,7 @@ static int write_checkpoint(AtomicFile *af, const ModelSize *ms, const char *tex
     Layout o = layout_of(ms, clen, CKPT_VERSION);
     uint8_t header[HEADER_BYTES];
     pack_header(header, ms, opt, rs, clen);
+    pack_identity(header, &rs->id);
     w_bytes(&w, header, sizeof header);
     w_bytes(&w, text, clen);
     w_zeros(&w, (size_t)(o.table - HEADER_BYTES - clen));
@@ -341,6 +371,7 @@ typedef struct {
     uint64_t seed, rng[4], config_len;
     int64_t step, tokens_seen, opt_t;
     uint32_t opt_kind, version;
+    RunIdentity id;             /* zero in versions 1-2 */
     Layout o;
 } Ckpt;
 
@@ -352,8 +383,9 @@ static void ckpt_close(Ckpt *k) {
 /* Header sanity, before any offset derived from it is trusted. */
 static int parse_header(Ckpt *k, char *why, size_t n) {
     const uint8_t *h = k->map;
-    if (get_u32(h + 12) != HEADER_BYTES)
-        return fail_msg(why, n, "header length %u, expected %u", get_u32(h + 12), HEADER_BYTES);
+    uint32_t hb = header_bytes(k->version);
+    if (get_u32(h + 12) != hb)
+        return fail_msg(why, n, "header length %u, expected %u", get_u32(h + 12), hb);
     uint32_t f[6];
     for (int i = 0; i < 6; i++) f[i] = get_u32(h + 16 + 4 * i);
     for (int i = 0; i < 6; i++)
@@ -379,8 +411,15 @@ static int parse_header(Ckpt *k, char *why, size_t n) {
         return fail_msg(why, n, "parameter count %llu does not match the size's %llu",
                     (unsigned long long)get_u64(h + 144), (unsigned long long)total_params(s));
     if (k->opt_kind > OPT_SGD) return fail_msg(why, n, "unknown optimizer kind %u", k->opt_kind);
-    if (k->step < 0 || k->tokens_seen < 0 || k->opt_t < 0)
+    if (k->version >= 3) parse_identity(h, &k->id);
+    else memset(&k->id, 0, sizeof k->id), k->id.steps = INT64_MAX;   /* no bound known */
+    if (k->step < 0 || k->tokens_seen < 0 || k->opt_t < 0 || k->id.steps < 0)
         return fail_msg(why, n, "negative step or counter");
+    /* every step adds one optimizer update and at least one token */
+    if (k->opt_t != k->step || k->step > k->id.steps || k->tokens_seen < k->step)
+        return fail_msg(why, n, "counters do not fit together: step %lld of %lld planned, "
+                        "optimizer count %lld, %lld tokens seen", (long long)k->step,
+                        (long long)k->id.steps, (long long)k->opt_t, (long long)k->tokens_seen);
     if (k->config_len > k->len) return fail_msg(why, n, "config text longer than the file");
     k->o = layout_of(s, k->config_len, k->version);
     return 0;
@@ -408,15 +447,89 @@ static int check_tables(const Ckpt *k, char *why, size_t n) {
     return 0;
 }
 
+/* Every value a run would use, within what a real run can produce: a file
+ * crafted with a valid CRC must not feed NaN moments, negative counts or
+ * future firing steps into training (UB and silently wrong numbers). */
+static int check_contents(const Ckpt *k, char *why, size_t n) {
+    uint64_t P = total_params(&k->size);
+    const float *p = (const float *)(k->map + k->o.params);   /* params, m, v back to back */
+    for (uint64_t i = 0; i < 3 * P; i++)
+        if (!isfinite(p[i]) || (i >= 2 * P && p[i] < 0.0f))
+            return fail_msg(why, n, "%s value %llu is %g (not a finite%s number)",
+                            i < P ? "parameter" : i < 2 * P ? "first moment" : "second moment",
+                            (unsigned long long)(i % P), (double)p[i], i >= 2 * P ? ", >= 0" : "");
+    const uint8_t *t = k->map + k->o.trackers + 8;
+    uint64_t F = (uint64_t)k->size.F;
+    for (int l = 0; l < k->size.L; l++, t += tracker_block(F, k->version)) {
+        int64_t window = (int64_t)get_u64(t), since = (int64_t)get_u64(t + 8);
+        if (window < 1 || since < 0 || since > k->tokens_seen)
+            return fail_msg(why, n, "tracker of layer %d: window %lld or %lld tokens since the "
+                            "snapshot out of range", l, (long long)window, (long long)since);
+        for (uint64_t f = 0; f < F; f++) {
+            int64_t last = (int64_t)get_u64(t + 16 + 8 * f);
+            int64_t fires = (int64_t)get_u64(t + 16 + 8 * F + 8 * f);
+            int64_t born = k->version >= 2 ? (int64_t)get_u64(t + 16 + 16 * F + 8 * f) : -1;
+            if (last < -1 || last >= k->step || fires < 0 || fires > since || born < -1 ||
+                born > k->step)
+                return fail_msg(why, n, "tracker of layer %d unit %llu: last firing step %lld, "
+                                "%lld firings or birth step %lld out of range (step %lld, %lld "
+                                "tokens)", l, (unsigned long long)f, (long long)last,
+                                (long long)fires, (long long)born, (long long)k->step,
+                                (long long)since);
+        }
+    }
+    return 0;
+}
+
+/* Is the verified file the run's own? CKPT_FOREIGN + why when it is another
+ * run's; -1 + why when its counters cannot be the run's; 0 when it is. */
+static int check_run(const Ckpt *k, const RunExpect *w, char *why, size_t n) {
+    if (k->version < 3)
+        return fail_msg(why, n, "format version %u (an earlier reluscope) does not record which "
+                        "config and corpus it belongs to", k->version), CKPT_FOREIGN;
+    if (k->seed != w->seed)
+        return fail_msg(why, n, "checkpoint of seed %llu, the run's seed is %llu",
+                        (unsigned long long)k->seed, (unsigned long long)w->seed), CKPT_FOREIGN;
+    if (k->id.config != w->id.config)
+        return fail_msg(why, n, "checkpoint of another config (fingerprint %016llx, the run's is "
+                        "%016llx: a key that changes results or the size differs)",
+                        (unsigned long long)k->id.config, (unsigned long long)w->id.config),
+               CKPT_FOREIGN;
+    if (k->id.train_corpus != w->id.train_corpus || k->id.val_corpus != w->id.val_corpus)
+        return fail_msg(why, n, "checkpoint trained on another corpus: %s changed "
+                        "(fingerprint %016llx then, %016llx now)",
+                        k->id.train_corpus != w->id.train_corpus ? "train_data" : "val_data",
+                        (unsigned long long)(k->id.train_corpus != w->id.train_corpus
+                                             ? k->id.train_corpus : k->id.val_corpus),
+                        (unsigned long long)(k->id.train_corpus != w->id.train_corpus
+                                             ? w->id.train_corpus : w->id.val_corpus)),
+               CKPT_FOREIGN;
+    if (w->tokens_per_step > 0 &&
+        (k->step > INT64_MAX / w->tokens_per_step || k->tokens_seen != k->step * w->tokens_per_step))
+        return fail_msg(why, n, "%lld tokens seen after %lld steps of %lld tokens",
+                        (long long)k->tokens_seen, (long long)k->step,
+                        (long long)w->tokens_per_step);
+    return 0;
+}
+
+/* Opens for reading without blocking on a FIFO (an open of a FIFO waits for
+ * a writer); -1 + errno. */
+static int open_regular(const char *path, struct stat *st) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (fstat(fd, st) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+
 static int map_file(Ckpt *k, const char *path, char *why, size_t n) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return fail_msg(why, n, "cannot open: %s", strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int fd = open_regular(path, &st);
+    if (fd < 0) return fail_msg(why, n, "cannot open: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode)) {
         close(fd);
         return fail_msg(why, n, "not a regular file");
     }
-    if (st.st_size < (off_t)HEADER_BYTES + 4) {
+    if (st.st_size < (off_t)header_bytes(1) + 4) {   /* the version decides the rest */
         close(fd);
         return fail_msg(why, n, "truncated or not a checkpoint (%lld bytes)", (long long)st.st_size);
     }
@@ -439,6 +552,9 @@ static int ckpt_open(Ckpt *k, const char *path, char *why, size_t n) {
     else if ((k->version = get_u32(k->map + 8)) < 1 || k->version > CKPT_VERSION)
         fail_msg(why, n, "format version %u is not supported (this build reads versions 1 to %u)",
              k->version, CKPT_VERSION);
+    else if (k->len < (size_t)header_bytes(k->version) + 4)
+        fail_msg(why, n, "truncated: %zu bytes, a version %u header has %u", k->len, k->version,
+                 header_bytes(k->version));
     else if (parse_header(k, why, n) != 0)
         ;
     else if (k->o.total != (uint64_t)k->len)
@@ -450,8 +566,8 @@ static int ckpt_open(Ckpt *k, const char *path, char *why, size_t n) {
         if (stored != computed)
             fail_msg(why, n, "CRC-32 mismatch (stored %08x, computed %08x): the file is damaged",
                  stored, computed);
-        else
-            rc = check_tables(k, why, n);
+        else if (check_tables(k, why, n) == 0)
+            rc = check_contents(k, why, n);
     }
     if (rc != 0) ckpt_close(k);
     return rc;
@@ -510,14 +626,17 @@ static void copy_trackers(const Ckpt *k, RunState *rs) {
     }
 }
 
-int checkpoint_load(const char *path, const ModelSize *ms, Model *m, Optimizer *opt,
-                    RunState *rs, char *err, size_t errlen) {
+int checkpoint_load(const char *path, const ModelSize *ms, const RunExpect *want, Model *m,
+                    Optimizer *opt, RunState *rs, char *err, size_t errlen) {
     Ckpt k;
     char why[512];
     if (ckpt_open(&k, path, why, sizeof why) != 0) return fail_msg(err, errlen, "%s: %s", path, why);
-    if (check_destination(&k, ms, m, opt, rs, why, sizeof why) != 0) {
+    int rc = want ? check_run(&k, want, why, sizeof why) : 0;
+    if (rc == 0) rc = check_destination(&k, ms, m, opt, rs, why, sizeof why);
+    if (rc != 0) {
         ckpt_close(&k);
-        return fail_msg(err, errlen, "%s: %s", path, why);
+        fail_msg(err, errlen, "%s: %s", path, why);
+        return rc;
     }
     size_t bytes = m->num_params * sizeof(float);
     memcpy(m->params_memory, k.map + k.o.params, bytes);
@@ -531,7 +650,7 @@ int checkpoint_load(const char *path, const ModelSize *ms, Model *m, Optimizer *
     if (rs) {
         rs->step = k.step;
         rs->tokens_seen = k.tokens_seen;
-        rs->seed = k.seed;
+        rs->seed = k.seed;   /* rs->id stays the caller's: the identity of the run it continues */
         memcpy(rs->rng_state, k.rng, sizeof rs->rng_state);
         /* All zero is no xoshiro state: a checkpoint of a build that did not
          * set it. Nothing drew from the run's RNG then, so its state is
@@ -543,29 +662,85 @@ int checkpoint_load(const char *path, const ModelSize *ms, Model *m, Optimizer *
     return 0;
 }
 
-int checkpoint_find_latest(const char *dir, char *path, size_t pathlen) {
+/* One file's verdict: readable and valid, and (with want) the run's own. */
+static CkptVerdict judge(const char *path, const ModelSize *ms, const RunExpect *want,
+                         int64_t name_step, char *why, size_t n) {
+    Ckpt k;
+    if (ckpt_open(&k, path, why, n) != 0)   /* map_file's "cannot open: ..." is not damage */
+        return strncmp(why, "cannot open: ", 13) == 0 ? CKPT_UNREADABLE : CKPT_DAMAGED;
+    CkptVerdict v = CKPT_OK;
+    if (k.step != name_step) {   /* a renamed file would roll the run back or forward */
+        fail_msg(why, n, "its name says step %lld but it holds step %lld", (long long)name_step,
+                 (long long)k.step);
+        v = CKPT_DAMAGED;
+    } else if (want) {
+        int rc = check_run(&k, want, why, n);
+        v = rc == CKPT_FOREIGN ? CKPT_OTHER_RUN : rc != 0 ? CKPT_DAMAGED : CKPT_OK;
+        if (v == CKPT_OK && ms && !same_shape(&k.size, ms)) {
+            fail_msg(why, n, "checkpoint of another size (L=%d d=%d h=%d F=%d T=%d V=%d)",
+                     k.size.L, k.size.d, k.size.h, k.size.F, k.size.T, k.size.V);
+            v = CKPT_OTHER_RUN;
+        }
+    }
+    ckpt_close(&k);
+    return v;
+}
+
+int checkpoint_scan(const char *dir, const ModelSize *ms, const RunExpect *want, CkptFile **files) {
     Entry *e;
     int n = list_checkpoints(dir, &e);
+    *files = NULL;
+    if (n < 0) return -1;
+    CkptFile *f = xcalloc((size_t)n, sizeof *f);
+    for (int i = 0; i < n; i++) {
+        snprintf(f[i].path, sizeof f[i].path, "%s/%s", dir, e[i].name);
+        f[i].step = e[i].step;
+        f[i].verdict = judge(f[i].path, ms, want, e[i].step, f[i].why, sizeof f[i].why);
+    }
+    free(e);
+    *files = f;
+    return n;
+}
+
+int checkpoint_find_latest(const char *dir, char *path, size_t pathlen) {
+    CkptFile *f;
+    int n = checkpoint_scan(dir, NULL, NULL, &f);
     if (n < 0) {
         if (errno != ENOENT) warn_msg("%s: cannot list checkpoints: %s", dir, strerror(errno));
         return 0;
     }
     int found = 0;
     for (int i = 0; i < n && !found; i++) {
-        char full[RS_PATH_MAX], why[512];
-        snprintf(full, sizeof full, "%s/%s", dir, e[i].name);
-        Ckpt k;
-        if (ckpt_open(&k, full, why, sizeof why) != 0) {
-            warn_msg("%s: damaged checkpoint (%s), skipped", full, why);
+        if (f[i].verdict != CKPT_OK) {
+            warn_msg("%s: damaged checkpoint (%s), skipped", f[i].path, f[i].why);
             continue;
         }
-        ckpt_close(&k);
-        if ((size_t)snprintf(path, pathlen, "%s", full) >= pathlen) {
-            warn_msg("%s: path longer than %zu bytes, skipped", full, pathlen - 1);
+        if ((size_t)snprintf(path, pathlen, "%s", f[i].path) >= pathlen) {
+            warn_msg("%s: path longer than %zu bytes, skipped", f[i].path, pathlen - 1);
             continue;
         }
         found = 1;
     }
-    free(e);
+    free(f);
     return found;
+}
+
+int checkpoint_remove_stale_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *tmp = strstr(de->d_name, ".bin.tmp.");
+        if (strncmp(de->d_name, "ckpt_", 5) != 0 || !tmp) continue;
+        char *end;
+        long pid = strtol(tmp + 9, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive, or not ours to judge */
+        char path[RS_PATH_MAX];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path) continue;
+        if (unlink(path) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
 }

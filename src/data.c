@@ -1,7 +1,9 @@
 /* data.c — token shards (llm.c layout) and the global-batch sampler.
  *
- * Shards are mmap'd, never read into memory, so a corpus larger than RAM
- * trains and files over 2 GiB cost nothing extra. Every size and offset is
+ * Shards are read with pread, one window at a time, never held in memory,
+ * so a corpus larger than RAM trains; they are not mmap'd, because a shard
+ * truncated under a running job would turn a read of the mapping into
+ * SIGBUS, and every read checks the file is still the one validated. Every size and offset is
  * 64-bit. The sampler keeps no state: the window of any global sequence is
  * computed from (seed, epoch, index) alone, which is what makes the global
  * batch independent of the rank count and of resumption (docs/data.md). */
@@ -14,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,8 +61,9 @@ static int check_header(const char *path, const int32_t *h, int64_t file_bytes,
 }
 
 /* Find the first token >= V. A branch-free max pass first (vectorises) so
- * that the common, valid case runs at memory speed. */
-static int check_tokens(const char *path, const uint16_t *t, int64_t n, int V,
+ * that the common, valid case runs at memory speed. `base` is the position
+ * of t[0] in the shard (for the message). */
+static int check_tokens(const char *path, const uint16_t *t, int64_t n, int64_t base, int V,
                         char *err, size_t errlen) {
     if (V <= 0 || V > 65535) return 0;    /* 0 = skip; 65536 admits every uint16 */
     const int64_t block = 1 << 16;
@@ -73,7 +75,7 @@ static int check_tokens(const char *path, const uint16_t *t, int64_t n, int V,
         for (int64_t i = start; i < end; i++) {
             if (t[i] >= V) {
                 snprintf(err, errlen, "%s: token %u at position %lld is >= the vocabulary "
-                         "size %d", path, t[i], (long long)i, V);
+                         "size %d", path, t[i], (long long)(base + i), V);
                 return -1;
             }
         }
@@ -81,53 +83,97 @@ static int check_tokens(const char *path, const uint16_t *t, int64_t n, int V,
     return 0;
 }
 
+static int64_t mtime_ns(const struct stat *st) {
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+         : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : "not a regular file";
+}
+
+/* pread exactly n bytes at off; -1 on error or end of file (errno 0). */
+static int pread_full(int fd, void *buf, size_t n, int64_t off) {
+    char *p = buf;
+    while (n > 0) {
+        ssize_t got = pread(fd, p, n, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) { if (got == 0) errno = 0; return -1; }
+        p += got; n -= (size_t)got; off += got;
+    }
+    return 0;
+}
+
+int shard_read(const Shard *sh, int64_t first, int64_t n, uint16_t *out, char *err, size_t errlen) {
+    struct stat st;
+    if (fstat(sh->fd, &st) != 0 || (int64_t)st.st_size != sh->bytes || mtime_ns(&st) != sh->mtime_ns)
+        return fail_msg(err, errlen, "%s: the shard changed while in use (%lld bytes when opened, "
+                        "%lld now, or rewritten in place): restore it or restart the job",
+                        sh->path, (long long)sh->bytes, (long long)st.st_size);
+    if (first < 0 || n < 0 || first + n > sh->count)
+        return fail_msg(err, errlen, "%s: internal error: tokens %lld..%lld of %lld", sh->path,
+                        (long long)first, (long long)(first + n), (long long)sh->count);
+    if (pread_full(sh->fd, out, (size_t)n * 2, HEADER_BYTES + 2 * first) != 0)
+        return fail_msg(err, errlen, "%s: cannot read tokens %lld..%lld: %s", sh->path,
+                        (long long)first, (long long)(first + n),
+                        errno ? strerror(errno) : "the file is shorter than when it was opened");
+    return check_tokens(sh->path, out, n, first, sh->V, err, errlen);
+}
+
+/* Every token once: < V, and the CRC that goes into the set's fingerprint. */
+static int validate_tokens(Shard *sh, char *err, size_t errlen) {
+    const int64_t block = 1 << 19;
+    uint16_t *buf = xmalloc((size_t)block * sizeof *buf);
+    uint32_t crc = 0;
+    int rc = 0;
+    for (int64_t at = 0; at < sh->count && rc == 0; at += block) {
+        int64_t n = sh->count - at < block ? sh->count - at : block;
+        rc = shard_read(sh, at, n, buf, err, errlen);
+        if (rc == 0) crc = crc32_update(crc, buf, (size_t)n * 2);
+    }
+    free(buf);
+    sh->crc = crc;
+    return rc;
+}
+
 static int shard_open(Shard *sh, const char *path, int V, char *err, size_t errlen) {
     memset(sh, 0, sizeof *sh);
+    sh->fd = -1;
     snprintf(sh->path, sizeof sh->path, "%s", path);
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
+        snprintf(err, errlen, "%s: %s, not a token shard", path, file_kind(st.st_mode));
         close(fd);
         return -1;
     }
     int64_t bytes = (int64_t)st.st_size;
+    int32_t header[SHARD_HEADER_INTS];
+    int64_t n = 0;
     if (bytes == 0) {
         snprintf(err, errlen, "%s: empty file: not a token shard", path);
-        close(fd);
-        return -1;
-    }
-    if (bytes < HEADER_BYTES) {
+    } else if (bytes < HEADER_BYTES) {
         snprintf(err, errlen, "%s: truncated header: %lld bytes, a shard header has %lld",
                  path, (long long)bytes, (long long)HEADER_BYTES);
-        close(fd);
-        return -1;
+    } else if (pread_full(fd, header, sizeof header, 0) != 0) {
+        snprintf(err, errlen, "%s: cannot read the header: %s", path,
+                 errno ? strerror(errno) : "the file shrank");
+    } else if (check_header(path, header, bytes, &n, err, errlen) == 0) {
+        sh->fd = fd;
+        sh->count = n;
+        sh->V = V;
+        sh->bytes = bytes;
+        sh->mtime_ns = mtime_ns(&st);
+        if (validate_tokens(sh, err, errlen) == 0) return 0;
+        sh->fd = -1;
     }
-    void *map = mmap(NULL, (size_t)bytes, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);                            /* the mapping keeps the file open */
-    if (map == MAP_FAILED) {
-        snprintf(err, errlen, "%s: cannot mmap %lld bytes: %s", path, (long long)bytes,
-                 strerror(errno));
-        return -1;
-    }
-    int32_t header[SHARD_HEADER_INTS];
-    memcpy(header, map, sizeof header);
-    int64_t n = 0;
-    const uint16_t *tokens = (const uint16_t *)((const char *)map + HEADER_BYTES);
-    if (check_header(path, header, bytes, &n, err, errlen) != 0 ||
-        check_tokens(path, tokens, n, V, err, errlen) != 0) {
-        munmap(map, (size_t)bytes);
-        return -1;
-    }
-    sh->tokens = tokens;
-    sh->count = n;
-    sh->map = map;
-    sh->map_len = (size_t)bytes;
-    return 0;
+    close(fd);
+    return -1;
 }
 
 static int has_glob_chars(const char *s) { return strpbrk(s, "*?[") != NULL; }
@@ -158,6 +204,8 @@ int tokenset_open(TokenSet *ts, const char *glob_pattern, int V, char *err, size
         }
         ts->n_shards++;
         ts->total_tokens += ts->shards[i].count;
+        uint64_t h = ts->fingerprint ^ ((uint64_t)ts->shards[i].crc << 32 ^ (uint64_t)ts->shards[i].count);
+        ts->fingerprint = hash64(h + 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1));
     }
     globfree(&g);
     return 0;
@@ -165,7 +213,7 @@ int tokenset_open(TokenSet *ts, const char *glob_pattern, int V, char *err, size
 
 void tokenset_close(TokenSet *ts) {
     for (int i = 0; i < ts->n_shards; i++)
-        if (ts->shards[i].map) munmap(ts->shards[i].map, ts->shards[i].map_len);
+        if (ts->shards[i].fd >= 0) close(ts->shards[i].fd);
     free(ts->shards);
     ts->shards = NULL;
     ts->n_shards = 0;
@@ -219,7 +267,7 @@ int heldout_check(const TokenSet *ts, int T, int n_seq, char *err, size_t errlen
 
 /* Copies window w of the set (in shard order) by walking the shards; used
  * only by heldout_fill, whose windows are few and consecutive. */
-void heldout_fill(const TokenSet *ts, int T, int n_seq, uint16_t *out) {
+int heldout_fill(const TokenSet *ts, int T, int n_seq, uint16_t *out, char *err, size_t errlen) {
     int64_t total = tokenset_windows(ts, T);
     int shard = 0;
     int64_t local = 0;
@@ -231,9 +279,10 @@ void heldout_fill(const TokenSet *ts, int T, int n_seq, uint16_t *out) {
         }
         if (i > 0 && i % total == 0) { shard = 0; local = 0; }  /* wrap around */
         while (local >= shard_windows(ts->shards[shard].count, T)) { shard++; local = 0; }
-        memcpy(row, ts->shards[shard].tokens + local * T, (size_t)(T + 1) * sizeof *row);
+        if (shard_read(&ts->shards[shard], local * T, T + 1, row, err, errlen) != 0) return -1;
         local++;
     }
+    return 0;
 }
 
 /* --------------------------------------------------------------- sampler */
@@ -319,14 +368,17 @@ void sampler_locate(const Sampler *s, int64_t w, int *shard, int64_t *offset) {
     *offset = (w - s->shard_first_window[lo]) * (int64_t)s->T;
 }
 
-void sampler_fill(const Sampler *s, int64_t step, int first, int count, uint16_t *out) {
+int sampler_fill(const Sampler *s, int64_t step, int first, int count, uint16_t *out,
+                 char *err, size_t errlen) {
     size_t row_len = (size_t)s->T + 1;
     for (int i = 0; i < count; i++) {
         int64_t g = step * (int64_t)s->B + first + i;
         int shard;
         int64_t off;
         sampler_locate(s, sampler_window(s, g), &shard, &off);
-        memcpy(out + (size_t)i * row_len, s->ts->shards[shard].tokens + off,
-               row_len * sizeof *out);
+        if (shard_read(&s->ts->shards[shard], off, (int64_t)row_len, out + (size_t)i * row_len,
+                       err, errlen) != 0)
+            return -1;
     }
+    return 0;
 }

@@ -62,6 +62,13 @@ void dataset_sync(void) {
     check(ncout_sync(out, err, sizeof err), err);
 }
 
+int64_t dataset_first_missing_step(int run, int64_t from, int64_t upto) {
+    char err[1024];
+    int64_t missing;
+    check(ncout_first_missing_step(out, run, from, upto, &missing, err, sizeof err), err);
+    return missing;
+}
+
 void dataset_close(void) {
     char err[1024];
     if (!out) return;

@@ -20,7 +20,7 @@ void build_heldout(Heldout *h, const Config *c, const ModelSize *s, Comm *comm) 
     if (tokenset_open(&ts, c->val_data, s->V, err, sizeof err) != 0) die("%s", err);
     if (heldout_check(&ts, s->T, h->n_seq, err, sizeof err) != 0) die("%s", err);
     uint16_t *all = xmalloc((size_t)h->n_seq * (s->T + 1) * sizeof *all);
-    heldout_fill(&ts, s->T, h->n_seq, all);
+    if (heldout_fill(&ts, s->T, h->n_seq, all, err, sizeof err) != 0) die("%s", err);
     tokenset_close(&ts);
     h->counts = xmalloc((size_t)comm->size * sizeof *h->counts);
     for (int r = 0; r < comm->size; r++) {
@@ -196,7 +196,7 @@ static void load_for_eval(const char *path, Model *m, int B) {
     RunState rs = {0};
     rs.trackers = xcalloc((size_t)ms.L, sizeof(DeathTracker));
     for (int l = 0; l < ms.L; l++) build_death_tracker(&rs.trackers[l], ms.F, 1);
-    if (checkpoint_load(path, &ms, m, &opt, &rs, err, sizeof err) != 0) die("%s", err);
+    if (checkpoint_load(path, &ms, NULL, m, &opt, &rs, err, sizeof err) != 0) die("%s", err);
     for (int l = 0; l < ms.L; l++) free_death_tracker(&rs.trackers[l]);
     free(rs.trackers);
     free_optimizer(&opt);
@@ -228,7 +228,7 @@ int cmd_eval(int argc, char **argv) {
     if (n64 > (1 << 30)) die("%s: too many windows for one evaluation", shard);
     int n = (int)n64;
     uint16_t *all = xmalloc((size_t)n * (T + 1) * sizeof *all);
-    heldout_fill(&ts, T, n, all);
+    if (heldout_fill(&ts, T, n, all, err, sizeof err) != 0) die("%s", err);
     tokenset_close(&ts);
     int *counts = xmalloc((size_t)comm.size * sizeof *counts), first = 0;
     for (int r = 0; r < comm.size; r++) {

@@ -55,7 +55,7 @@ int intervene_check(const Config *c, char *err, size_t errlen) {
 void fork_start(const Config *c, const ModelSize *ms, Model *m, Optimizer *o, RunState *rs,
                 uint64_t run_seed) {
     char err[RS_PATH_MAX + 1024];
-    if (checkpoint_load(c->fork_from, ms, m, o, rs, err, sizeof err) != 0)
+    if (checkpoint_load(c->fork_from, ms, NULL, m, o, rs, err, sizeof err) != 0)
         die("key 'fork_from': %s", err);
     /* the fork's own checkpoints and records belong to the fork's run; the
      * parent's seed stays in fork_from's file */

@@ -376,3 +376,35 @@ int ncout_repair(const char *path, int *repaired, char *err, size_t errlen) {
     free_handle(o);
     return rc;
 }
+
+/* ---- what PATH holds (for the trainer's resume check) ---- */
+
+int ncout_first_missing_step(Ncout *o, int run, int64_t from, int64_t upto, int64_t *missing,
+                             char *err, size_t errlen) {
+    *missing = upto;
+    if (from < 0) from = 0;
+    if (upto <= from) return 0;
+    if (run < 0 || run >= meta_n_runs(&o->meta))
+        return fail_msg(err, errlen, "%s: no run %d in this dataset", o->path, run);
+    int ncid, varid, dims[3], s = nc_open(o->path, NC_NOWRITE, &ncid);
+    if (s) return nc_fail(s, o->path, "cannot read", err, errlen);
+    size_t len = 0;
+    s = nc_inq_varid(ncid, "loss", &varid);
+    if (!s) s = nc_inq_vardimid(ncid, varid, dims);
+    if (!s) s = nc_inq_dimlen(ncid, dims[2], &len);
+    size_t end = (uint64_t)upto < len ? (size_t)upto : len;
+    size_t n = end > (size_t)from ? end - (size_t)from : 0;
+    double *v = xmalloc((n ? n : 1) * sizeof *v);
+    size_t start[3] = {(size_t)(run / o->meta.n_seeds), (size_t)(run % o->meta.n_seeds),
+                       (size_t)from};
+    size_t count[3] = {1, 1, n};
+    if (!s && n) s = nc_get_vara_double(ncid, varid, start, count, v);
+    nc_close(ncid);
+    if (!s) {
+        *missing = from + (int64_t)n;
+        for (size_t i = 0; i < n; i++)
+            if (v[i] == NC_FILL_DOUBLE || v[i] != v[i]) { *missing = from + (int64_t)i; break; }
+    }
+    free(v);
+    return s ? nc_fail(s, o->path, "cannot read loss", err, errlen) : 0;
+}

@@ -516,18 +516,25 @@ static int run_decode(const PrepareOpts *o) {
     }
     const size_t block = 4096;
     uint8_t *buf = xmalloc(block * BPE_MAX_CHUNK);
+    uint16_t *tok = xmalloc(block * sizeof *tok);
     int rc = 0;
     for (int s = 0; s < ts.n_shards && rc == 0; s++) {
         for (int64_t i = 0; i < ts.shards[s].count && rc == 0; i += (int64_t)block) {
             size_t n = ts.shards[s].count - i < (int64_t)block ? (size_t)(ts.shards[s].count - i)
                                                                 : block;
-            size_t len = bpe_decode(b, ts.shards[s].tokens + i, n, buf, block * BPE_MAX_CHUNK);
+            if (shard_read(&ts.shards[s], i, (int64_t)n, tok, err, sizeof err) != 0) {
+                errorf("%s", err);
+                rc = -2;
+                break;
+            }
+            size_t len = bpe_decode(b, tok, n, buf, block * BPE_MAX_CHUNK);
             if (fwrite(buf, 1, len, stdout) != len) rc = -1;
         }
     }
-    if (fflush(stdout) != 0) rc = -1;
-    if (rc != 0) errorf("prepare: --decode: cannot write to stdout: %s", strerror(errno));
+    if (fflush(stdout) != 0 && rc == 0) rc = -1;
+    if (rc == -1) errorf("prepare: --decode: cannot write to stdout: %s", strerror(errno));
     free(buf);
+    free(tok);
     tokenset_close(&ts);
     bpe_free(b);
     return rc ? 1 : 0;

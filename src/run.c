@@ -10,6 +10,7 @@
 #include "intervene.h"
 #include "model.h"
 #include "optim.h"
+#include "resume.h"
 #include "sink.h"
 #include "sweep.h"
 #include "util.h"
@@ -28,6 +29,7 @@ typedef struct {
     Model model;
     Optimizer opt;
     RunState state;
+    RunExpect want;                /* what its checkpoints must be (resume.h) */
     Heldout heldout;               /* eval.h: this rank's held-out slice */
     uint16_t *tokens;              /* [B_local][T+1] */
     int64_t *usage;                /* L * usage_stride(F) */
@@ -36,7 +38,7 @@ typedef struct {
     int *seq_counts;               /* sequences per rank */
 } Run;
 
-static void open_run(Run *r, const Config *c, int run, Comm *comm) {
+static void open_run(Run *r, const Config *c, int run, const CorpusPrints *cp, Comm *comm) {
     int si, ki;
     char err[1024];
     memset(r, 0, sizeof *r);
@@ -45,9 +47,8 @@ static void open_run(Run *r, const Config *c, int run, Comm *comm) {
     r->size = c->sizes[si];
     r->seed = c->seeds[ki];
     run_name(c, run, r->name, sizeof r->name);
-    if (snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints/%s", c->out_dir, r->name)
-        >= (int)sizeof r->ckpt_dir)
-        die("out_dir '%s': path too long", c->out_dir);
+    run_checkpoint_dir(c, run, r->ckpt_dir, sizeof r->ckpt_dir);
+    run_expect(c, run, cp, &r->want);
     r->B_local = c->batch_size / comm->size;
     r->first_seq = comm->rank * r->B_local;
     if (tokenset_open(&r->train, c->train_data, r->size.V, err, sizeof err) != 0)
@@ -60,6 +61,7 @@ static void open_run(Run *r, const Config *c, int run, Comm *comm) {
     build_optimizer(&r->opt, c->optimizer, r->model.num_params);
     int L = r->size.L, F = r->size.F, T = r->size.T;
     run_state_init(&r->state, r->seed);
+    r->state.id = r->want.id;
     r->state.trackers = xcalloc((size_t)L, sizeof(DeathTracker));
     for (int l = 0; l < L; l++) build_death_tracker(&r->state.trackers[l], F, c->dead_window);
     r->tokens = xmalloc((size_t)r->B_local * (T + 1) * sizeof *r->tokens);
@@ -95,15 +97,25 @@ static void check_replicas(Run *r, int64_t step) {
             r->name, (long long)step);
 }
 
-/* Resume from the newest valid checkpoint, or fork from fork_from, or
- * initialize from the seed. */
+/* Resume from the newest valid checkpoint of this run, or fork from
+ * fork_from, or initialize from the seed. Job rank 0 has already refused or
+ * moved aside checkpoints of other runs and reported damaged ones
+ * (resume_check_all). */
 static void start_run(Run *r) {
-    char path[RS_PATH_MAX], err[1024];
-    if (checkpoint_find_latest(r->ckpt_dir, path, sizeof path)) {
-        if (checkpoint_load(path, &r->size, &r->model, &r->opt, &r->state, err, sizeof err) != 0)
+    char err[1024];
+    CkptFile *f = NULL;
+    int n = checkpoint_scan(r->ckpt_dir, &r->size, &r->want, &f), own = -1;
+    for (int i = 0; i < n && own < 0; i++) {
+        if (f[i].verdict == CKPT_OK) own = i;
+        else if (f[i].verdict != CKPT_DAMAGED) die("%s: %s", f[i].path, f[i].why);
+    }
+    if (own >= 0) {
+        if (checkpoint_load(f[own].path, &r->size, &r->want, &r->model, &r->opt, &r->state, err,
+                            sizeof err) != 0)
             die("%s", err);
         if (r->comm->rank == 0)
-            printf("[%s] resuming from %s (step %lld)\n", r->name, path, (long long)r->state.step);
+            printf("[%s] resuming from %s (step %lld)\n", r->name, f[own].path,
+                   (long long)r->state.step);
     } else if (r->c->fork_from[0] != '\0') {
         fork_start(r->c, &r->size, &r->model, &r->opt, &r->state, r->seed);
         if (r->comm->rank == 0)
@@ -113,6 +125,7 @@ static void start_run(Run *r) {
         model_init_params(&r->model, r->seed);
         r->state.step = 0;
     }
+    free(f);
     check_replicas(r, r->state.step);
 }
 
@@ -145,7 +158,9 @@ static void step_compute(Run *r, int64_t step, int snapshot, StepRecord *rec) {
     int L = r->size.L, F = r->size.F;
     size_t n_usage = (size_t)L * usage_stride(F), n_pre = (size_t)L * F;
     double t0 = now_seconds();
-    sampler_fill(&r->sampler, step, r->first_seq, r->B_local, r->tokens);
+    char err[1024];
+    if (sampler_fill(&r->sampler, step, r->first_seq, r->B_local, r->tokens, err, sizeof err) != 0)
+        die("run %s step %lld: %s", r->name, (long long)step, err);
     memset(r->usage, 0, n_usage * sizeof *r->usage);
     if (snapshot) {
         for (size_t i = 0; i < n_pre; i++) { r->premax[i] = -INFINITY; r->presum[i] = 0.0; }
@@ -242,9 +257,9 @@ static void save_checkpoint(Run *r) {
 
 static int due(int64_t step, long every) { return every > 0 && step % every == 0; }
 
-int train_run(const Config *c, int run, Comm *comm) {
+int train_run(const Config *c, int run, const CorpusPrints *cp, Comm *comm) {
     Run r;
-    open_run(&r, c, run, comm);
+    open_run(&r, c, run, cp, comm);
     start_run(&r);
     int status = RUN_FINISHED;
     for (int64_t step = r.state.step; step < c->steps; step++) {

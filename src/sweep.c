@@ -147,12 +147,14 @@ void sweep_print(const SweepPlan *p, const Config *c, FILE *fp) {
 
 /* Each token set is opened (and validated) once, against the smallest V of
  * the sweep, which every size's check implies. */
-int sweep_check_corpus(const Config *c, char *err, size_t errlen) {
+int sweep_check_corpus(const Config *c, uint64_t prints[2], char *err, size_t errlen) {
     err[0] = '\0';
+    if (prints) prints[0] = prints[1] = 0;
     int min_v = c->sizes[0].V;
     for (int i = 1; i < c->n_sizes; i++) min_v = c->sizes[i].V < min_v ? c->sizes[i].V : min_v;
     TokenSet ts;
     if (tokenset_open(&ts, c->train_data, min_v, err, errlen) == 0) {
+        if (prints) prints[0] = ts.fingerprint;
         for (int i = 0; i < c->n_sizes && !err[0]; i++) {
             Sampler sp;
             if (build_sampler(&sp, &ts, c->sizes[i].T, c->batch_size, c->sampler, 0, err,
@@ -163,6 +165,7 @@ int sweep_check_corpus(const Config *c, char *err, size_t errlen) {
     }
     if (!err[0] && c->eval_every > 0 && c->val_data[0] != '\0' &&
         tokenset_open(&ts, c->val_data, min_v, err, errlen) == 0) {
+        if (prints) prints[1] = ts.fingerprint;
         for (int i = 0; i < c->n_sizes && !err[0]; i++)
             heldout_check(&ts, c->sizes[i].T, (int)(c->eval_tokens / c->sizes[i].T), err, errlen);
         tokenset_close(&ts);

@@ -11,6 +11,7 @@
 #include "comm.h"
 #include "config.h"
 #include "data.h"
+#include "dataset.h"
 #include "intervene.h"
 #include "run.h"
 #include "sink.h"
@@ -53,10 +54,16 @@ static int plan_or_report(SweepPlan *plan, const Config *c, int rank) {
 
 /* The corpus of every size, before anything is written (sweep.h): a bad
  * shard is one error line, not a dataset.nc with no records. Every rank
- * reads the same files and reaches the same verdict; rank 0 reports. */
-static int check_corpus(const Config *c, int rank) {
+ * reads the same files and reaches the same verdict; rank 0 reports. The
+ * corpora's fingerprints go into the runs' checkpoints (resume.h). */
+static int check_corpus(const Config *c, int rank, CorpusPrints *cp) {
     char err[1024];
-    if (sweep_check_corpus(c, err, sizeof err) == 0) return 0;
+    uint64_t prints[2];
+    if (sweep_check_corpus(c, prints, err, sizeof err) == 0) {
+        cp->train = prints[0];
+        cp->val = prints[1];
+        return 0;
+    }
     if (rank == 0) fprintf(stderr, "reluscope: error: %s\n", err);
     return -1;
 }
@@ -79,7 +86,8 @@ int cmd_train(int argc, char **argv) {
     }
     SweepPlan plan;
     if (plan_or_report(&plan, &c, rank) != 0) return 1;
-    if (check_corpus(&c, rank) != 0) return 1;
+    CorpusPrints prints;
+    if (check_corpus(&c, rank, &prints) != 0) return 1;
     if (rank == 0) {
         if (mkdir_p(c.out_dir) != 0)
             die("%s: cannot create the output folder: %s", c.out_dir, strerror(errno));
@@ -102,13 +110,19 @@ int cmd_train(int argc, char **argv) {
     snprintf(layout, sizeof layout, "%d ranks, %d group(s)", comm_world_size(), plan.n_groups);
     SinkMeta meta = {cmdline, start, layout};
     sink_open(&c, &plan, &meta);
+    /* rank 0 (dataset open) decides what each run may resume from; all wait */
+    if (comm_world_any(rank == 0 && resume_check_all(&c, &prints) != 0)) {
+        if (rank == 0) dataset_close();
+        free(cmdline);
+        return 1;
+    }
     Comm comm;
     int group = sweep_group_of_rank(&plan, rank), n_runs;
     const int *runs = sweep_group_runs(&plan, group, &n_runs);
     comm_split(&comm, group, rank);
     int stopped = 0;
     for (int i = 0; i < n_runs && !stopped; i++)
-        stopped = train_run(&c, runs[i], &comm) == RUN_STOPPED;
+        stopped = train_run(&c, runs[i], &prints, &comm) == RUN_STOPPED;
     if (comm.rank == 0) sink_group_done(group);
     sink_close(plan.n_groups);
     comm_free(&comm);

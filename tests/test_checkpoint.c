@@ -41,26 +41,35 @@ static void free_bundle(Bundle *b) {
     free_model(&b->m);
 }
 
+/* The counters of a run that has done `step` steps of TOKENS_PER_STEP tokens
+ * (a load refuses counters that do not fit together). */
+#define TOKENS_PER_STEP 4096
+static void set_step(Bundle *b, int64_t step) {
+    b->rs.step = step;
+    b->opt.t = step;
+    b->rs.tokens_seen = step * TOKENS_PER_STEP;
+    for (int l = 0; l < b->m.cfg.L; l++)
+        for (int f = 0; f < b->rs.trackers[l].F; f++) {
+            b->rs.trackers[l].last_fire[f] = f % 5 == 0 ? -1 : (1000 * l + f) % step;
+            b->rs.trackers[l].born[f] = f % 3 == 0 ? (7 + f) % step : -1;
+        }
+}
+
 static void fill_bundle(Bundle *b, int64_t step) {
     model_init_params(&b->m, 7);
     for (size_t i = 0; i < b->opt.n; i++) {
         b->opt.m[i] = 0.25f * (float)(i % 1000) - 3.0f;
         b->opt.v[i] = 1e-6f * (float)(i % 777) + 1e-9f;
     }
-    b->opt.t = 123;
-    b->rs.step = step;
-    b->rs.tokens_seen = 12345678901LL;
     b->rs.seed = 0xDEADBEEFCAFEF00DULL;
+    b->rs.id = (RunIdentity){0x1111222233334444ull, 0x5555ull, 0x6666ull, 200000000};
     for (int i = 0; i < 4; i++) b->rs.rng_state[i] = 0x0101010101010101ULL * (uint64_t)(i + 1);
     for (int l = 0; l < b->m.cfg.L; l++) {
         DeathTracker *t = &b->rs.trackers[l];
-        for (int f = 0; f < t->F; f++) {
-            t->last_fire[f] = f % 5 == 0 ? -1 : 1000 * l + f;
-            t->fires_since_snap[f] = 3 * f + l;
-            t->born[f] = f % 3 == 0 ? 700 + f : -1;
-        }
+        for (int f = 0; f < t->F; f++) t->fires_since_snap[f] = 3 * f + l;
         t->tokens_since_snap = 4096 + l;
     }
+    set_step(b, step);
 }
 
 /* "dir/name" in a ring of buffers: each result stays valid for the next 15 calls. */
@@ -119,20 +128,22 @@ static void check_documented_layout(const char *path, const Bundle *b) {
     size_t len;
     unsigned char *f = read_all(path, &len);
     uint64_t P = b->m.num_params, L = 2, F = 256, clen = strlen(CONFIG_TEXT);
-    uint64_t table = (160 + clen + 7) / 8 * 8, params = table + 16 * 64;
+    uint64_t table = (192 + clen + 7) / 8 * 8, params = table + 16 * 64;
     uint64_t trackers = (params + 12 * P + 7) / 8 * 8;
     uint64_t total = trackers + 8 + L * (16 + 24 * F) + 4;
     CHECK(len == total, "file is %zu bytes, the documented layout gives %llu", len,
           (unsigned long long)total);
     if (len != total) { free(f); return; }
-    CHECK(!memcmp(f, "RSCKPT01", 8) && le32(f + 8) == 2 && le32(f + 12) == 160, "magic/version");
+    CHECK(!memcmp(f, "RSCKPT01", 8) && le32(f + 8) == 3 && le32(f + 12) == 192, "magic/version");
     CHECK(le32(f + 16) == 2 && le32(f + 20) == 64 && le32(f + 24) == 4 && le32(f + 28) == 256 &&
           le32(f + 32) == 64 && le32(f + 36) == 256 && !strcmp((char *)f + 40, "tiny"), "size");
-    CHECK(le64(f + 72) == b->rs.seed && le64(f + 80) == 42 && le64(f + 88) == 12345678901ULL &&
+    CHECK(le64(f + 72) == b->rs.seed && le64(f + 80) == 42 && le64(f + 88) == 42 * 4096 &&
           le64(f + 96) == b->rs.rng_state[0] && le64(f + 120) == b->rs.rng_state[3], "run state");
-    CHECK(le32(f + 128) == 0 && le32(f + 132) == 16 && le64(f + 136) == 123 &&
+    CHECK(le32(f + 128) == 0 && le32(f + 132) == 16 && le64(f + 136) == 42 &&
           le64(f + 144) == P && le64(f + 152) == clen, "optimizer/counts");
-    CHECK(!memcmp(f + 160, CONFIG_TEXT, clen), "config text at 160");
+    CHECK(le64(f + 160) == b->rs.id.config && le64(f + 168) == 0x5555 && le64(f + 176) == 0x6666 &&
+          le64(f + 184) == 200000000, "identity block at 160");
+    CHECK(!memcmp(f + 192, CONFIG_TEXT, clen), "config text at 192");
     const unsigned char *e = f + table + 10 * 64;   /* fcw: [L][d][F] */
     CHECK(!strcmp((char *)e, "fcw") && le32(e + 16) == 3 && le64(e + 24) == 2 &&
           le64(e + 32) == 64 && le64(e + 40) == 256 && le64(e + 48) == 2 * 64 * 256 &&
@@ -176,7 +187,7 @@ static void test_round_trip(Bundle *src) {
     check_documented_layout(file, src);
     Bundle dst;
     build_bundle(&dst, &TINY, OPT_SGD, 5);
-    CHECK(checkpoint_load(file, &TINY, &dst.m, &dst.opt, &dst.rs, err, sizeof err) == 0,
+    CHECK(checkpoint_load(file, &TINY, NULL, &dst.m, &dst.opt, &dst.rs, err, sizeof err) == 0,
           "load: %s", err);
     check_same(src, &dst);
     CHECK(dst.opt.kind == OPT_SGD && dst.rs.trackers[1].window == 5, "caller's kind/window kept");
@@ -189,7 +200,7 @@ static void test_round_trip(Bundle *src) {
     /* eval's way: model only, no trackers */
     Model m;
     build_model(&m, &TINY, 1);
-    CHECK(checkpoint_load(file, &TINY, &m, NULL, NULL, err, sizeof err) == 0 &&
+    CHECK(checkpoint_load(file, &TINY, NULL, &m, NULL, NULL, err, sizeof err) == 0 &&
           !memcmp(m.params_memory, src->m.params_memory, m.num_params * 4), "model-only: %s", err);
     free_model(&m);
 }
@@ -230,7 +241,7 @@ static void expect_refused(const char *path, const ModelSize *ms, const char *wa
     build_bundle(&dst, ms, OPT_ADAMW, 100);
     for (size_t i = 0; i < dst.m.num_params; i++) dst.m.params_memory[i] = 0.5f;
     dst.rs.step = -7;
-    CHECK(checkpoint_load(path, ms, &dst.m, &dst.opt, &dst.rs, err, sizeof err) == -1,
+    CHECK(checkpoint_load(path, ms, NULL, &dst.m, &dst.opt, &dst.rs, err, sizeof err) == -1,
           "%s loaded", path);
     CHECK(strncmp(err, path, strlen(path)) == 0 && strstr(err, want), "want '%s' in: %s", want, err);
     CHECK(strchr(err, '\n') == NULL, "multi-line error: %s", err);
@@ -301,7 +312,7 @@ static void test_find_latest(Bundle *b) {
     mkdir(dir, 0700);
     CHECK(checkpoint_find_latest(dir, path, sizeof path) == 0, "an empty folder has checkpoints");
     for (int64_t s = 10; s <= 30; s += 10) {
-        b->rs.step = s;
+        set_step(b, s);
         CHECK(checkpoint_save(dir, &TINY, CONFIG_TEXT, &b->m, &b->opt, &b->rs, 0, err,
                               sizeof err) == 0, "save %lld: %s", (long long)s, err);
     }
@@ -367,7 +378,7 @@ static void test_keep(Bundle *b) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/keep", tmpdir);
     for (int64_t s = 1; s <= 5; s++) {
-        b->rs.step = s;
+        set_step(b, s);
         CHECK(checkpoint_save(dir, &TINY, NULL, &b->m, &b->opt, &b->rs, 2, err, sizeof err) == 0,
               "save: %s", err);
     }
@@ -375,11 +386,11 @@ static void test_keep(Bundle *b) {
     CHECK(count_files(dir) == 2 && stat(path_in(dir, "ckpt_00000004.bin"), &st) == 0 &&
           stat(path_in(dir, "ckpt_00000005.bin"), &st) == 0, "keep=2 left %d files", count_files(dir));
     /* resumed from an older point: the abandoned newer ones go */
-    b->rs.step = 3;
+    set_step(b, 3);
     checkpoint_save(dir, &TINY, NULL, &b->m, &b->opt, &b->rs, 2, err, sizeof err);
     CHECK(count_files(dir) == 1 && stat(path_in(dir, "ckpt_00000003.bin"), &st) == 0,
           "after saving step 3: %d files", count_files(dir));
-    b->rs.step = 123456789;   /* more than 8 digits still sorts by step */
+    set_step(b, 123456789);   /* more than 8 digits still sorts by step */
     checkpoint_save(dir, &TINY, NULL, &b->m, &b->opt, &b->rs, 2, err, sizeof err);
     char path[512];
     CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1 &&
@@ -399,33 +410,40 @@ static void test_odd_size(void) {
           "save: %s", err);
     CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1, "odd size not found");
     struct stat st;
-    uint64_t P = a.m.num_params, A = (160 + 6 + 7) / 8 * 8, D = (A + 1024 + 12 * P + 7) / 8 * 8;
+    uint64_t P = a.m.num_params, A = (192 + 6 + 7) / 8 * 8, D = (A + 1024 + 12 * P + 7) / 8 * 8;
     CHECK(stat(path, &st) == 0 && (uint64_t)st.st_size == D + 8 + 1 * (16 + 24 * 5) + 4,
           "odd size: %lld bytes, the documented layout gives %llu", (long long)st.st_size,
           (unsigned long long)(D + 8 + 16 + 24 * 5 + 4));
     build_bundle(&b, &odd, OPT_ADAMW, 3);
-    CHECK(checkpoint_load(path, &odd, &b.m, &b.opt, &b.rs, err, sizeof err) == 0, "load: %s", err);
+    CHECK(checkpoint_load(path, &odd, NULL, &b.m, &b.opt, &b.rs, err, sizeof err) == 0, "load: %s", err);
     check_same(&a, &b);
     free_bundle(&a);
     free_bundle(&b);
 }
 
 /* A version-1 file (written before the resampling state existed: tracker
- * blocks without born[F]) still loads, with born = -1 everywhere. Made from
- * a version-2 file by dropping each block's born array. */
+ * blocks without born[F]; a 160-byte header without the identity block)
+ * still loads, with born = -1 everywhere, but never as a run's own. Made
+ * from a version-3 file by dropping the identity block and each block's born
+ * array. */
 static void test_version1(Bundle *src) {
     char err[1024], dir[512], path[512], old[600];
     snprintf(dir, sizeof dir, "%s/v1", tmpdir);
     CHECK(checkpoint_save(dir, &TINY, CONFIG_TEXT, &src->m, &src->opt, &src->rs, 1, err,
                           sizeof err) == 0, "save: %s", err);
-    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1, "v2 file not found");
+    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1, "v3 file not found");
     size_t len;
     unsigned char *f = read_all(path, &len);
     uint64_t P = src->m.num_params, L = 2, F = 256, clen = strlen(CONFIG_TEXT);
     uint64_t table = (160 + clen + 7) / 8 * 8, D = (table + 1024 + 12 * P + 7) / 8 * 8;
-    unsigned char *g = malloc(len);
+    uint64_t table3 = (192 + clen + 7) / 8 * 8, D3 = (table3 + 1024 + 12 * P + 7) / 8 * 8;
+    unsigned char *g = calloc(1, len);
+    memcpy(g, f, 160);
+    memcpy(g + 160, f + 192, clen);
+    memcpy(g + table, f + table3, D3 + 8 - table3);
+    g[12] = 160; g[13] = g[14] = g[15] = 0;
     size_t n = D + 8;
-    memcpy(g, f, n);
+    f += D3 - D;   /* the tracker blocks below are read at f + D + ... */
     for (uint64_t l = 0; l < L; l++) {   /* copy each block without its born[F] */
         memcpy(g + n, f + D + 8 + l * (16 + 24 * F), 16 + 16 * F);
         n += 16 + 16 * F;
@@ -440,7 +458,7 @@ static void test_version1(Bundle *src) {
     Bundle b;
     build_bundle(&b, &TINY, OPT_ADAMW, 100);
     for (int l = 0; l < 2; l++) for (int i = 0; i < 256; i++) b.rs.trackers[l].born[i] = 5;
-    CHECK(checkpoint_load(old, &TINY, &b.m, &b.opt, &b.rs, err, sizeof err) == 0,
+    CHECK(checkpoint_load(old, &TINY, NULL, &b.m, &b.opt, &b.rs, err, sizeof err) == 0,
           "version-1 load: %s", err);
     int born_ok = 1, last_ok = 1;
     for (int l = 0; l < 2; l++)
@@ -450,8 +468,12 @@ static void test_version1(Bundle *src) {
         }
     CHECK(born_ok && last_ok, "version 1: born not -1 (%d) or last_fire differs (%d)",
           born_ok, last_ok);
+    RunExpect want = {.seed = src->rs.seed, .id = src->rs.id, .tokens_per_step = TOKENS_PER_STEP};
+    build_bundle(&b, &TINY, OPT_ADAMW, 100);
+    CHECK(checkpoint_load(old, &TINY, &want, &b.m, &b.opt, &b.rs, err, sizeof err) == CKPT_FOREIGN &&
+          strstr(err, "format version 1"), "a version-1 file resumed a run: %s", err);
     free_bundle(&b);
-    free(f); free(g);
+    free(f - (D3 - D)); free(g);
 }
 
 int main(void) {

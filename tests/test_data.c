@@ -48,7 +48,9 @@ static void test_handmade(void) {
     TokenSet ts;
     CHECK(tokenset_open(&ts, path, 50257, err, sizeof err) == 0, "hand-made shard: %s", err);
     CHECK(ts.n_shards == 1 && ts.total_tokens == 1000 && ts.shards[0].count == 1000, "count");
-    CHECK(memcmp(ts.shards[0].tokens, t, sizeof t) == 0, "tokens read back");
+    uint16_t back[1000];
+    CHECK(shard_read(&ts.shards[0], 0, 1000, back, err, sizeof err) == 0 &&
+          memcmp(back, t, sizeof t) == 0, "tokens read back");
     tokenset_close(&ts);
     CHECK(tokenset_open(&ts, path, 49000, err, sizeof err) != 0 && strstr(err, "49000"),
           "GPT-2 tokens >= V=49000 refused");
@@ -57,8 +59,8 @@ static void test_handmade(void) {
     make_shard("w.bin", 3, 777);                        /* shard_write reads back */
     snprintf(path, sizeof path, "%s/w.bin", dir);
     CHECK(tokenset_open(&ts, path, 65536, err, sizeof err) == 0, "written shard: %s", err);
-    int same = ts.shards[0].count == 777;
-    for (int i = 0; same && i < 777; i++) same = ts.shards[0].tokens[i] == tok_at(3, i);
+    int same = ts.shards[0].count == 777 && shard_read(&ts.shards[0], 0, 777, back, err, sizeof err) == 0;
+    for (int i = 0; same && i < 777; i++) same = back[i] == tok_at(3, i);
     CHECK(same, "shard_write round trip");
     tokenset_close(&ts);
     unlink(path);
@@ -133,9 +135,12 @@ enum { T = 8, B = 12 };
 /* Every row must be T+1 consecutive tokens of one shard, starting at a
  * multiple of T: recover (shard, offset) from the first two tokens. */
 static int row_is_window(const TokenSet *ts, const uint16_t *row, int64_t *which) {
+    uint16_t buf[T + 1];
+    char err[512];
     for (int s = 0; s < ts->n_shards; s++)
         for (int64_t w = 0; w < shard_windows(ts->shards[s].count, T); w++)
-            if (memcmp(ts->shards[s].tokens + w * T, row, (T + 1) * 2) == 0) {
+            if (shard_read(&ts->shards[s], w * T, T + 1, buf, err, sizeof err) == 0 &&
+                memcmp(buf, row, (T + 1) * 2) == 0) {
                 *which = w;
                 return s;
             }
@@ -148,7 +153,7 @@ static void test_rank_slices(const TokenSet *ts, SamplerKind kind) {
     CHECK(build_sampler(&s, ts, T, B, kind, 42, err, sizeof err) == 0, "sampler: %s", err);
     uint16_t global[B * (T + 1)], ranks[B * (T + 1)];
     for (int64_t step = 0; step < 7; step++) {          /* crosses epoch boundaries */
-        sampler_fill(&s, step, 0, B, global);
+        sampler_fill(&s, step, 0, B, global, err, sizeof err);
         for (int b = 0; b < B; b++) {
             int64_t w;
             CHECK(row_is_window(ts, global + b * (T + 1), &w) >= 0, "step %lld row %d", (long long)step, b);
@@ -156,7 +161,7 @@ static void test_rank_slices(const TokenSet *ts, SamplerKind kind) {
         for (int R = 1; R <= 4; R++) {
             memset(ranks, 0xff, sizeof ranks);
             for (int r = 0; r < R; r++)
-                sampler_fill(&s, step, r * B / R, B / R, ranks + (size_t)(r * B / R) * (T + 1));
+                sampler_fill(&s, step, r * B / R, B / R, ranks + (size_t)(r * B / R) * (T + 1), err, sizeof err);
             CHECK(memcmp(global, ranks, sizeof global) == 0,
                   "kind %d step %lld: the %d ranks' slices differ from the global batch",
                   kind, (long long)step, R);
@@ -202,14 +207,14 @@ static void test_sampler(void) {
     CHECK(epochs_differ, "epochs are shuffled differently");
     CHECK(seq_ok, "sequential mode walks the windows in order");
     uint16_t rows[B * (T + 1)], held[B * (T + 1)];
-    sampler_fill(&q, 0, 0, B, rows);                    /* sequential rows are the windows */
-    heldout_fill(&ts, T, B, held);
+    sampler_fill(&q, 0, 0, B, rows, err, sizeof err);                    /* sequential rows are the windows */
+    heldout_fill(&ts, T, B, held, err, sizeof err);
     CHECK(memcmp(rows, held, sizeof rows) == 0, "held-out set = the first windows in order");
     CHECK(held[0] == tok_at(0, 0) && held[T] == tok_at(0, T) && held[T + 1] == tok_at(0, T),
           "windows overlap by one token");
     int64_t w;
     CHECK(row_is_window(&ts, held + 11 * (T + 1), &w) == 0 && w == 11, "window 11 in shard 0");
-    sampler_fill(&q, 1, 0, 1, rows);                    /* window 12: first of shard tr_2 */
+    sampler_fill(&q, 1, 0, 1, rows, err, sizeof err);                    /* window 12: first of shard tr_2 */
     CHECK(rows[0] == tok_at(2, 0), "window 12 starts shard 2 (empty shard skipped)");
     CHECK(heldout_check(&ts, T, 20, err, sizeof err) == 0, "20 held-out windows fit");
     CHECK(heldout_check(&ts, T, 21, err, sizeof err) != 0 && strstr(err, g) && strstr(err, "21"),
@@ -363,13 +368,13 @@ static void test_large_file(void) {
     TokenSet ts;
     CHECK(tokenset_open(&ts, path, 0, err, sizeof err) == 0, "4 GiB shard: %s", err);
     if (ts.n_shards == 1) {
-        CHECK(ts.total_tokens == n && ts.shards[0].map_len == (size_t)(1024 + 2 * n), "count %lld",
+        CHECK(ts.total_tokens == n && ts.shards[0].bytes == 1024 + 2 * n, "count %lld",
               (long long)ts.total_tokens);
         Sampler s;
         CHECK(build_sampler(&s, &ts, 1000, 1, SAMPLER_SEQUENTIAL, 0, err, sizeof err) == 0, "%s", err);
         int64_t last = s.n_windows - 1;                  /* ends at token last*1000+1000 */
         uint16_t row[1001];
-        sampler_fill(&s, last, 0, 1, row);
+        sampler_fill(&s, last, 0, 1, row, err, sizeof err);
         int64_t end = last * 1000 + 1000;
         CHECK(end == n - 1 && row[1000] == 44 && row[999] == 33 && row[997] == 11,
               "last window reads the file's last tokens (end %lld)", (long long)end);
