@@ -56,6 +56,7 @@ static void checkpoint(const ModelSize *s, OptimizerKind kind, int64_t step, con
     rs.step = step;
     rs.tokens_seen = step * 4 * s->T;
     rs.seed = 11;
+    rs.id = (RunIdentity){0x1234, 0x5678, 0, step};
     rs.rng_state[0] = 1;
     rs.trackers = xcalloc((size_t)s->L, sizeof(DeathTracker));
     for (int l = 0; l < s->L; l++) {

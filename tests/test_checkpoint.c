@@ -227,7 +227,7 @@ static void test_rng_state(Bundle *b) {
     memcpy(b->rs.rng_state, saved, sizeof saved);
     Bundle d;
     build_bundle(&d, &TINY, OPT_ADAMW, 100);
-    CHECK(checkpoint_load(path_in(dir, "ckpt_00000042.bin"), &TINY, &d.m, &d.opt, &d.rs, err,
+    CHECK(checkpoint_load(path_in(dir, "ckpt_00000042.bin"), &TINY, NULL, &d.m, &d.opt, &d.rs, err,
                           sizeof err) == 0, "load: %s", err);
     rng_seed(&r, b->rs.seed, RUN_RNG_STREAM);
     CHECK(!memcmp(d.rs.rng_state, r.s, sizeof r.s), "zero RNG state loads as the seeded one");
