@@ -122,7 +122,7 @@ int shard_read(const Shard *sh, int64_t first, int64_t n, uint16_t *out, char *e
 
 /* Every token once: < V, and the CRC that goes into the set's fingerprint. */
 static int validate_tokens(Shard *sh, char *err, size_t errlen) {
-    const int64_t block = 1 << 19;
+    const int64_t block = sh->count < (1 << 19) ? sh->count : 1 << 19;
     uint16_t *buf = xmalloc((size_t)block * sizeof *buf);
     uint32_t crc = 0;
     int rc = 0;
