@@ -48,6 +48,8 @@ typedef struct {
     uint64_t seed;
     RunIdentity id;
     int64_t tokens_per_step;
+    const char *config_text;   /* the run's printed config, or NULL: names the
+                                  differing key when the fingerprints differ */
 } RunExpect;
 
 /* Verify and load. The file's size must equal ms (else a clear error); with

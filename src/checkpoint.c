@@ -490,11 +490,18 @@ static int check_run(const Ckpt *k, const RunExpect *w, char *why, size_t n) {
     if (k->seed != w->seed)
         return fail_msg(why, n, "checkpoint of seed %llu, the run's seed is %llu",
                         (unsigned long long)k->seed, (unsigned long long)w->seed), CKPT_FOREIGN;
-    if (k->id.config != w->id.config)
-        return fail_msg(why, n, "checkpoint of another config (fingerprint %016llx, the run's is "
-                        "%016llx: a key that changes results or the size differs)",
-                        (unsigned long long)k->id.config, (unsigned long long)w->id.config),
-               CKPT_FOREIGN;
+    if (k->id.config != w->id.config) {
+        char what[400] = "a key that changes results, or the size, differs";
+        if (w->config_text && k->config_len < (1u << 24)) {   /* name the key */
+            char *stored = xmalloc((size_t)k->config_len + 1), d[400];
+            memcpy(stored, k->map + HEADER_BYTES, (size_t)k->config_len);
+            stored[k->config_len] = '\0';
+            if (config_text_diff(stored, w->config_text, 1, d, sizeof d))
+                snprintf(what, sizeof what, "%s", d);
+            free(stored);
+        }
+        return fail_msg(why, n, "checkpoint of another config (%s)", what), CKPT_FOREIGN;
+    }
     if (k->id.train_corpus != w->id.train_corpus || k->id.val_corpus != w->id.val_corpus)
         return fail_msg(why, n, "checkpoint trained on another corpus: %s changed "
                         "(fingerprint %016llx then, %016llx now)",

@@ -85,10 +85,13 @@ static int check_run_folder(const Config *c, int run, const CorpusPrints *cp) {
     if (stale) warn_msg("%s: removed %d temporary file(s) left by killed processes", dir, stale);
     RunExpect want;
     run_expect(c, run, cp, &want);
+    char *text = config_to_string(c);
+    want.config_text = text;
     int si, ki;
     run_size_seed(c, run, &si, &ki);
     CkptFile *f;
     int n = checkpoint_scan(dir, &c->sizes[si], &want, &f);
+    free(text);
     if (n < 0) {
         if (errno == ENOENT) return 0;
         fprintf(stderr, "reluscope: error: %s: cannot list checkpoints: %s\n", dir, strerror(errno));

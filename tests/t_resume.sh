@@ -46,7 +46,7 @@ expect_rc 0 "$WORK/a.conf" lr=2e-3 overwrite=1 out_dir="$WORK/b"
 rm "$WORK/b/dataset.nc"
 expect_rc 1 "$WORK/a.conf" out_dir="$WORK/b"
 one_line "foreign config"
-grep -q "ckpt_00000020.bin: checkpoint of another config" "$WORK/err.log" || { cat "$WORK/err.log"; fail "no reason"; }
+grep -q "ckpt_00000020.bin: checkpoint of another config (lr = 0.002 stored, 0.003 now)" "$WORK/err.log" || { cat "$WORK/err.log"; fail "no reason"; }
 echo "ok: a checkpoint of another config is refused without overwrite"
 
 # --- dataset lost, checkpoints remain: refused, then overwrite=1 retrains from 0
