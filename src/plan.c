@@ -171,7 +171,7 @@ int cmd_plan(int argc, char **argv) {
                                     : config_load(&c, a.config, a.n_overrides, a.overrides,
                                                   err, sizeof err);
     if (rc == 0) rc = sweep_plan(&p, &c, a.ranks, err, sizeof err);
-    if (rc == 0 && a.check) rc = sweep_check_corpus(&c, err, sizeof err);
+    if (rc == 0 && a.check) rc = sweep_check_corpus(&c, NULL, err, sizeof err);
     free(a.overrides);
     if (rc != 0) {
         fprintf(stderr, "reluscope: error: %s\n", err);
