@@ -7,7 +7,13 @@
 #   RS_RUNS_DIR      where job folders go (default: runs, relative to the submit directory)
 #   RS_LAUNCH        auto (default) | srun | mpirun | none   — how ranks are started
 #   RS_RESUME_DIR    run in this existing job folder instead of a new one (to resume a
-#                    run whose job could not requeue itself)
+#                    run whose job could not requeue itself); for an array task, its
+#                    task_<i> folder or the sweep folder above the task_<i> folders
+#   RS_RESTART_GRACE a requeued job ignores SIGUSR1 this many seconds after its start
+#                    (default 100): a late retry of the stop request that requeued it
+#   RS_OPENBLAS_CORETYPE  force this OPENBLAS_CORETYPE on every node (default: each
+#                    node detects its own; an OPENBLAS_CORETYPE from the submit
+#                    environment is not used)
 #   RS_NO_REQUEUE=1  do not requeue after a stop; end the job with exit code 75
 #   RS_MAX_RESTARTS  do not requeue a job that has restarted this often (default 50)
 #   PY               the Python with xarray/netCDF4 (default /usr/bin/python3)
@@ -18,6 +24,7 @@
 RS_EX_USAGE=64      # bad arguments, or an array task outside the sweep's plan
 RS_EX_DATAERR=65    # analysis: a task's dataset is missing
 RS_EX_NOINPUT=66    # the binary, the config or the sweep folder is missing
+RS_EX_UNAVAILABLE=69 # analysis: the Python lacks the report's modules (dataset merged)
 RS_EX_CANTCREAT=73  # the job folder exists and belongs to another job
 RS_EX_TEMPFAIL=75   # stopped at a checkpoint (requeued, or resubmit to resume)
 
@@ -44,13 +51,21 @@ rs_runs_dir() {
 }
 
 # --- threads per rank -----------------------------------------------------------
-# shellcheck source=scripts/blas-env.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/blas-env.sh"
+# Every rank starts through scripts/blas-env.sh, which picks the OpenBLAS
+# kernels for the CPU of the node it runs on (nodes may differ from each other
+# and from the login node).
+RS_BLAS_WRAP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../scripts" && pwd)/blas-env.sh
 rs_threads() {
     local n=${SLURM_CPUS_PER_TASK:-1}
     export OPENBLAS_NUM_THREADS=$n OMP_NUM_THREADS=$n
-    # the right OpenBLAS kernels for this node's CPU (scripts/blas-env.sh)
-    if [ -x "${RS_BIN:-}" ]; then rs_blas_env "$RS_BIN"; fi
+    # sbatch exports the submit environment: a value decided on the login
+    # node must not be forced on compute nodes; RS_OPENBLAS_CORETYPE is.
+    if [ -n "${RS_OPENBLAS_CORETYPE:-}" ]; then
+        export OPENBLAS_CORETYPE=$RS_OPENBLAS_CORETYPE
+    elif [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+        rs_log "not using OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE from the submit environment: each node detects its own (RS_OPENBLAS_CORETYPE forces one)"
+        unset OPENBLAS_CORETYPE
+    fi
     # Slurm >= 22.05: srun inside a batch job no longer inherits --cpus-per-task.
     if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK; fi
 }
@@ -94,6 +109,7 @@ rs_launcher() {
         *)
             rs_die "$RS_EX_USAGE" "RS_LAUNCH must be auto, srun, mpirun or none (got '$how')" ;;
     esac
+    RS_LAUNCH_CMD+=(bash "$RS_BLAS_WRAP")
     RS_LAUNCH_NAME=$how
 }
 
@@ -106,8 +122,7 @@ rs_job_dir() {
     local dir=$1 owner restarts=${SLURM_RESTART_COUNT:-0}
     owner="cluster=${SLURM_CLUSTER_NAME:-none} job=${SLURM_JOB_ID:-local-$$}"
     if [ -n "${RS_RESUME_DIR:-}" ]; then
-        [ -d "$RS_RESUME_DIR" ] || rs_die "$RS_EX_NOINPUT" "RS_RESUME_DIR '$RS_RESUME_DIR' is not a folder"
-        RS_OUT=$(cd "$RS_RESUME_DIR" && pwd)
+        RS_OUT=$(rs_resume_dir "$RS_RESUME_DIR" "$(basename "$dir")") || exit
         printf '%s resumed-by\n' "$owner" >> "$RS_OUT/.slurm_job"
     elif [ -e "$dir" ]; then
         if [ "$restarts" -gt 0 ] && [ -f "$dir/.slurm_job" ] \
@@ -122,6 +137,25 @@ rs_job_dir() {
         RS_OUT=$dir
     fi
     export RS_OUT
+}
+
+# rs_resume_dir DIR NAME: the folder to resume in, from RS_RESUME_DIR=DIR, for
+# a job whose own folder would be NAME. An array task (NAME task_<i>) takes
+# DIR if DIR is task_<i>, or DIR/task_<i> if DIR is the sweep folder above it;
+# any other task_<j> is refused, so one task never writes into another's
+# folder. DIR must be a job folder (it holds .slurm_job).
+rs_resume_dir() {
+    local d=$1 name=$2
+    [ -d "$d" ] || rs_die "$RS_EX_NOINPUT" "RS_RESUME_DIR '$d' is not a folder"
+    d=$(cd "$d" && pwd)
+    if [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then
+        if [ "$(basename "$d")" != "$name" ] && [ -d "$d/$name" ]; then d=$d/$name; fi
+        [ "$(basename "$d")" = "$name" ] \
+            || rs_die "$RS_EX_USAGE" "RS_RESUME_DIR '$1' is not array task $SLURM_ARRAY_TASK_ID's folder: give its $name folder, or the sweep folder that holds task_<i> for every task"
+    fi
+    [ -f "$d/.slurm_job" ] \
+        || rs_die "$RS_EX_NOINPUT" "RS_RESUME_DIR '$d' is not a job folder (no .slurm_job): give the folder a job of these scripts wrote"
+    printf '%s\n' "$d"
 }
 
 rs_history() {   # one line a job start/end in RS_OUT/job_history.txt
@@ -141,6 +175,14 @@ RS_PID=
 RS_SIGNALS=0
 RS_GOT_TERM=0
 rs_forward() {
+    local grace=${RS_RESTART_GRACE:-100}
+    # `scancel --signal=USR1 --batch` on an array task may retry for up to
+    # 95 s although its first try was delivered (Slurm 22.05: "Job can not
+    # be altered now"); a retry reaching the requeued job would stop it again.
+    if [ "$1" = USR1 ] && [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && [ "$SECONDS" -lt "$grace" ]; then
+        rs_log "ignoring SIGUSR1 ${SECONDS}s after this restart (RS_RESTART_GRACE=${grace}s): most likely a retry of the stop request that requeued the job"
+        return 0
+    fi
     RS_SIGNALS=$((RS_SIGNALS + 1))
     if [ "$1" = TERM ]; then RS_GOT_TERM=1; fi
     rs_log "got SIG$1: asking the program to checkpoint and stop"
@@ -153,28 +195,43 @@ rs_traps() {
 
 # rs_run CMD...: runs CMD (through the launcher) in the background and waits
 # for it, so that the traps fire at once. Sets RS_RC to its exit code.
+# The launcher runs inside a subshell that ignores USR1/TERM (a stop reaches
+# it only as the SIGUSR1 the trap forwards, or Slurm's own signals to the
+# ranks) and writes the exit code to a file: bash 5.2 loses the status of a
+# child that exits while a trap runs (`wait` then says -1), as happens when
+# Slurm's SIGTERM reaches the program and the batch shell at once.
 rs_run() {
-    local seen
+    local sub f
     rs_traps
     if [ "$RS_SIGNALS" -gt 0 ]; then
         rs_log "stop requested before the start: not starting the program"
         RS_RC=$RS_EX_TEMPFAIL
         return 0
     fi
+    f=$(mktemp "${TMPDIR:-/tmp}/reluscope-job.XXXXXX")
     rs_log "start: ${RS_LAUNCH_CMD[*]} $*"
-    "${RS_LAUNCH_CMD[@]}" "$@" &
-    RS_PID=$!
-    # a signal between the start and RS_PID being set was not forwarded
-    if [ "$RS_SIGNALS" -gt 0 ]; then kill -USR1 "$RS_PID" 2>/dev/null || true; fi
-    while :; do
-        seen=$RS_SIGNALS
-        RS_RC=0
-        wait "$RS_PID" || RS_RC=$?
-        # wait returns >128 when a trap interrupted it; the program still runs
-        if [ "$RS_RC" -gt 128 ] && [ "$RS_SIGNALS" -ne "$seen" ]; then continue; fi
-        break
+    (
+        trap '' USR1 TERM
+        "${RS_LAUNCH_CMD[@]}" "$@" &
+        echo "pid $!" > "$f"
+        rc=0; wait "$!" || rc=$?
+        echo "rc $rc" >> "$f"
+    ) &
+    sub=$!
+    while [ -z "$RS_PID" ] && kill -0 "$sub" 2> /dev/null; do
+        RS_PID=$(sed -n 's/^pid //p' "$f"); [ -n "$RS_PID" ] || sleep 0.05
     done
+    # a signal before RS_PID was known was not forwarded
+    if [ "$RS_SIGNALS" -gt 0 ] && [ -n "$RS_PID" ]; then kill -USR1 "$RS_PID" 2>/dev/null || true; fi
+    # wait returns early when a trap runs; the program may still be running
+    while kill -0 "$sub" 2> /dev/null; do wait "$sub" || true; done
+    RS_RC=$(sed -n 's/^rc //p' "$f")
+    rm -f "$f"
     RS_PID=
+    if [ -z "$RS_RC" ]; then
+        RS_RC=137
+        rs_log "the launcher was killed before it could report its exit code"
+    fi
     rs_log "the program exited with code $RS_RC"
 }
 
@@ -191,6 +248,13 @@ rs_time_is_up() {
     [[ "$d$h$m${sec:-0}" =~ ^[0-9]+$ ]] || return 1     # UNLIMITED, or unknown
     t=$((start + 10#$d * 86400 + 10#$h * 3600 + 10#$m * 60 + 10#${sec:-0}))
     [ "$(date +%s)" -ge $((t - 10)) ]
+}
+
+# rs_slurm_restarts: the job's Restarts count as slurmctld has it now. When it
+# is above SLURM_RESTART_COUNT, Slurm has already requeued this job (scontrol
+# requeue, or preemption with PreemptMode=REQUEUE) and is ending this start.
+rs_slurm_restarts() {
+    scontrol show job -o "$SLURM_JOB_ID" 2>/dev/null | grep -o 'Restarts=[0-9]*' | head -n 1 | cut -d= -f2
 }
 
 # rs_finish: after rs_run. Exit 75 means "stopped at a checkpoint". After
@@ -210,9 +274,13 @@ rs_finish() {
     if [ "$RS_RC" -eq "$RS_EX_TEMPFAIL" ]; then
         if [ -z "${SLURM_JOB_ID:-}" ] || [ "${RS_NO_REQUEUE:-0}" = 1 ]; then
             rs_history "exit=$RS_RC"
+        elif [ "$(rs_slurm_restarts)" -gt "${SLURM_RESTART_COUNT:-0}" ] 2>/dev/null; then
+            rs_history "exit=$RS_RC requeued-by-slurm"
+            rs_log "Slurm has already requeued job $SLURM_JOB_ID (scontrol requeue, or preemption with PreemptMode=REQUEUE): it will start again and resume from the checkpoints in $RS_OUT"
+            exit "$RS_EX_TEMPFAIL"
         elif [ "$RS_GOT_TERM" = 1 ] && ! rs_time_is_up; then
             rs_history "exit=$RS_RC sigterm"
-            rs_log "stopped by SIGTERM (scancel, preemption or shutdown): not requeueing"
+            rs_log "stopped by SIGTERM (scancel, preemption with PreemptMode=CANCEL, or shutdown): not requeueing"
         elif [ "${SLURM_RESTART_COUNT:-0}" -ge "$max" ]; then
             rs_history "exit=$RS_RC not-requeued (restart count $max reached)"
             echo "reluscope-job: warning: not requeueing: this job has already restarted $max times (RS_MAX_RESTARTS)" >&2

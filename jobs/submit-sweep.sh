@@ -31,6 +31,57 @@ root=$(cd "${RELUSCOPE_ROOT:-$here/..}" && pwd)
 source "$here/common.sh"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+# sbatch_opt LONG SHORT ENV SCRIPT OPT...: the value sbatch will use for an
+# option: the last of OPT... (the --array-opt list: --LONG=V, --LONG V, -SV),
+# else the environment variable ENV, else SCRIPT's `#SBATCH --LONG=V` line.
+sbatch_opt() {
+    local long=$1 short=$2 env=$3 script=$4 v='' o prev=''; shift 4
+    for o in "$@"; do
+        case $o in
+            "--$long="*) v=${o#*=} ;;
+            -?*) if [ -n "$short" ] && [ "${o:0:2}" = "-$short" ] && [ "${#o}" -gt 2 ]; then v=${o:2}; fi ;;
+            *) if [ "$prev" = "--$long" ] || { [ -n "$short" ] && [ "$prev" = "-$short" ]; }; then v=$o; fi ;;
+        esac
+        prev=$o
+    done
+    if [ -z "$v" ] && [ -n "${!env:-}" ]; then v=${!env}; fi
+    if [ -z "$v" ]; then v=$(sed -n "s/^#SBATCH --$long=\([^ ]*\).*/\1/p" "$script" | tail -n 1); fi
+    printf '%s\n' "$v"
+}
+
+# slurm_seconds TIME: Slurm's time formats (M, M:S, H:M:S, D-H, D-H:M,
+# D-H:M:S) in seconds; nothing for UNLIMITED/INFINITE or what it cannot read.
+slurm_seconds() {
+    local t=$1 d=0 a b c
+    case $t in *-*) d=${t%%-*}; t=${t#*-}
+        IFS=: read -r a b c <<< "$t"; t="${a:-0}:${b:-0}:${c:-0}" ;; esac
+    [[ $d =~ ^[0-9]+$ ]] || return 0
+    IFS=: read -r a b c <<< "$t"
+    [[ ${a}${b:-0}${c:-0} =~ ^[0-9]+$ ]] || return 0
+    if [ -n "$c" ]; then echo $((10#$d * 86400 + 10#$a * 3600 + 10#$b * 60 + 10#$c))
+    elif [ -n "$b" ]; then echo $((10#$d * 86400 + 10#$a * 60 + 10#$b))
+    else echo $((10#$d * 86400 + 10#$a * 60)); fi
+}
+
+# check_signal_time: refuse a time limit that the warning signal would cut
+# at once. Slurm sends --signal=[B:]SIG@N N seconds before the limit, and up
+# to 60 s earlier than that; with a limit <= N + 60 every start (and restart)
+# is stopped right away and the task loops. @0 switches the signal off.
+check_signal_time() {
+    local sig time offset secs
+    sig=$(sbatch_opt signal '' SBATCH_SIGNAL "$root/jobs/sweep-array.sbatch" "${array_opts[@]}")
+    time=$(sbatch_opt time t SBATCH_TIMELIMIT "$root/jobs/sweep-array.sbatch" "${array_opts[@]}")
+    [ -n "$sig" ] && [ -n "$time" ] || return 0
+    offset=60
+    case $sig in *@*) offset=${sig##*@} ;; esac
+    [[ $offset =~ ^[0-9]+$ ]] || return 0
+    secs=$(slurm_seconds "$time")
+    [ -n "$secs" ] && [ "$offset" -gt 0 ] || return 0
+    if [ "$secs" -le $((offset + 60)) ]; then
+        rs_die "$RS_EX_USAGE" "--time=$time (${secs} s) leaves no time before the warning signal --signal=$sig, which Slurm sends $offset s before the limit and up to 60 s earlier: every start would stop at once and requeue in a loop. Give a longer --time, a smaller offset (--array-opt=--signal=B:USR1@60), or switch the signal off (--array-opt=--signal=B:USR1@0)"
+    fi
+}
 per=1 name='' runs=runs maxpar='' parsable=0 dry=0
 array_opts=() analyze_opts=()
 while [ "$#" -gt 0 ]; do
@@ -64,6 +115,7 @@ for kv in "$@"; do
     esac
 done
 
+check_signal_time
 SEEDS_PER_TASK=$per
 SWEEP_NAME=${name:-$(basename "$conf" .conf)}
 export SEEDS_PER_TASK SWEEP_NAME
