@@ -9,7 +9,9 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <math.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
 #include "checkpoint.h"
@@ -476,6 +478,124 @@ static void test_version1(Bundle *src) {
     free(f - (D3 - D)); free(g);
 }
 
+/* Rewrites a copy of `good` with n bytes at `at` replaced, CRC recomputed:
+ * what a hostile user can craft. */
+static void craft(const char *good, const char *bad, size_t at, const void *bytes, size_t n) {
+    size_t len;
+    unsigned char *f = read_all(good, &len);
+    memcpy(f + at, bytes, n);
+    uint32_t crc = crc32_update(0, f, len - 4);
+    for (int i = 0; i < 4; i++) f[len - 4 + i] = (unsigned char)(crc >> (8 * i));
+    write_bytes(bad, f, len);
+    free(f);
+}
+
+/* CRC-valid files with values no run produces are refused field by field. */
+static void test_crafted(const Bundle *b) {
+    const char *good = path_in(tmpdir, "rt/ckpt_00000042.bin"), *bad = path_in(tmpdir, "crafted.bin");
+    uint64_t P = b->m.num_params, F = 256, clen = strlen(CONFIG_TEXT);
+    uint64_t params = (192 + clen + 7) / 8 * 8 + 1024, D = (params + 12 * P + 7) / 8 * 8;
+    uint64_t blk = D + 8;                                  /* layer 0's tracker block */
+    const int64_t big = INT64_MAX, small = INT64_MIN, beyond = 300000000, t41 = 41, minus2 = -2;
+    const int64_t step = 42, neg = -1;
+    const float nan = NAN, negv = -1.0f;
+    struct { size_t at; const void *v; size_t n; const char *want; } cases[] = {
+        {80, &beyond, 8, "counters do not fit"},            /* step beyond the planned steps */
+        {80, &big, 8, "counters do not fit"},
+        {80, &small, 8, "negative step"},
+        {136, &t41, 8, "counters do not fit"},              /* optimizer count != step */
+        {88, &small, 8, "negative step"},                   /* tokens seen */
+        {184, &neg, 8, "negative step"},                    /* planned steps */
+        {params + 7 * 4, &nan, 4, "parameter value 7 is nan"},
+        {params + 4 * P + 3 * 4, &nan, 4, "first moment value 3"},
+        {params + 8 * P + 5 * 4, &negv, 4, "second moment value 5 is -1"},
+        {blk, &neg, 8, "window"},
+        {blk + 8, &big, 8, "tokens since the snapshot"},
+        {blk + 16 + 8 * 9, &step, 8, "last firing step 42"},   /* fired at the step not yet run */
+        {blk + 16 + 8 * 9, &minus2, 8, "last firing step -2"},
+        {blk + 16 + 8 * F + 8 * 4, &neg, 8, "-1 firings"},
+        {blk + 16 + 16 * F + 8 * 2, &big, 8, "birth step"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        craft(good, bad, cases[i].at, cases[i].v, cases[i].n);
+        expect_refused(bad, &TINY, cases[i].want);
+    }
+}
+
+static int step_verdict(CkptFile *f, int n, int64_t step, char *why, size_t len) {
+    for (int i = 0; i < n; i++)
+        if (f[i].step == step) { snprintf(why, len, "%s", f[i].why); return (int)f[i].verdict; }
+    return -1;
+}
+
+/* A resume's view: only the run's own checkpoints (seed, config, corpus);
+ * FIFOs refused without blocking; unreadable files told apart from damaged
+ * ones; stale temporaries of dead processes removed. */
+static void test_identity(Bundle *b) {
+    char err[1024], dir[512], why[512];
+    snprintf(dir, sizeof dir, "%s/id", tmpdir);
+    set_step(b, 42);
+    CHECK(checkpoint_save(dir, &TINY, CONFIG_TEXT, &b->m, &b->opt, &b->rs, 0, err, sizeof err) == 0,
+          "save: %s", err);
+    const char *file = path_in(dir, "ckpt_00000042.bin");
+    RunExpect want = {.seed = b->rs.seed, .id = b->rs.id, .tokens_per_step = TOKENS_PER_STEP};
+    Bundle d;
+    build_bundle(&d, &TINY, OPT_ADAMW, 100);
+    CHECK(checkpoint_load(file, &TINY, &want, &d.m, &d.opt, &d.rs, err, sizeof err) == 0,
+          "own checkpoint: %s", err);
+    struct { RunExpect w; int rc; const char *text; } cases[] = {
+        {want, CKPT_FOREIGN, "checkpoint of seed 16045690984503111693, the run's seed is 7"},
+        {want, CKPT_FOREIGN, "checkpoint of another config"},
+        {want, CKPT_FOREIGN, "another corpus: train_data changed"},
+        {want, CKPT_FOREIGN, "another corpus: val_data changed"},
+        {want, -1, "172032 tokens seen after 42 steps of 4095 tokens"},
+    };
+    cases[0].w.seed = 7;
+    cases[1].w.id.config ^= 1;
+    cases[2].w.id.train_corpus ^= 1;
+    cases[3].w.id.val_corpus ^= 1;
+    cases[4].w.tokens_per_step = 4095;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = checkpoint_load(file, &TINY, &cases[i].w, &d.m, &d.opt, &d.rs, err, sizeof err);
+        CHECK(rc == cases[i].rc && strstr(err, cases[i].text), "case %zu: rc %d, %s", i, rc, err);
+    }
+    free_bundle(&d);
+    /* the scan a resume makes */
+    CHECK(link(file, path_in(dir, "ckpt_00000041.bin")) == 0, "link");
+    CHECK(mkfifo(path_in(dir, "ckpt_00000050.bin"), 0600) == 0, "mkfifo");
+    CHECK(symlink(path_in(dir, "nowhere"), path_in(dir, "ckpt_00000060.bin")) == 0, "symlink");
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);                                /* its pid is now free */
+    char dead[64], live[64];
+    snprintf(dead, sizeof dead, "ckpt_00000070.bin.tmp.%ld", (long)child);
+    snprintf(live, sizeof live, "ckpt_00000071.bin.tmp.%ld", (long)getppid());
+    write_bytes(path_in(dir, dead), (const unsigned char *)"x", 1);
+    write_bytes(path_in(dir, live), (const unsigned char *)"x", 1);
+    alarm(20);                                              /* a blocked FIFO open fails the test */
+    CkptFile *f;
+    int n = checkpoint_scan(dir, &TINY, &want, &f);
+    alarm(0);
+    CHECK(n == 4, "scan found %d checkpoints", n);
+    CHECK(step_verdict(f, n, 42, why, sizeof why) == CKPT_OK, "own file: %s", why);
+    CHECK(step_verdict(f, n, 41, why, sizeof why) == CKPT_DAMAGED &&
+          strstr(why, "its name says step 41 but it holds step 42"), "renamed: %s", why);
+    CHECK(step_verdict(f, n, 50, why, sizeof why) == CKPT_DAMAGED && strstr(why, "not a regular"),
+          "FIFO: %s", why);
+    CHECK(step_verdict(f, n, 60, why, sizeof why) == CKPT_UNREADABLE && strstr(why, "cannot open"),
+          "unreadable: %s", why);
+    free(f);
+    want.seed = 9;
+    n = checkpoint_scan(dir, &TINY, &want, &f);
+    CHECK(step_verdict(f, n, 42, why, sizeof why) == CKPT_OTHER_RUN && strstr(why, "seed"),
+          "another seed's: %s", why);
+    free(f);
+    CHECK(checkpoint_remove_stale_temps(dir) == 1, "stale temporaries");
+    struct stat st;
+    CHECK(stat(path_in(dir, dead), &st) != 0 && stat(path_in(dir, live), &st) == 0,
+          "a dead process's temporary is removed, a live one's kept");
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
     Bundle src;
@@ -488,6 +608,8 @@ int main(void) {
     test_failed_save(&src);
     test_keep(&src);
     test_odd_size();
+    test_crafted(&src);
+    test_identity(&src);
     test_version1(&src);
     free_bundle(&src);
     char cmd[300];
