@@ -22,6 +22,12 @@
 # to both jobs. Run it from the folder the config's relative paths start from
 # (normally the checkout); the jobs start there too.
 #
+# Before anything is queued it runs the program's own checks here (`reluscope
+# plan --check`: the config, the corpus globs and every size against the
+# corpus; `plan --ranks N` for each kind of task) and refuses a --time that
+# the warning signal would cut at once. Exit codes: 64 bad arguments, config
+# or rank layout, 65 bad corpus, 66 missing config or binary.
+#
 # Output folders: RUNS/<name>/<array id>/task_<i>/ per task, the merged
 # RUNS/<name>/<array id>/dataset.nc and report/, Slurm logs in RUNS/<name>/logs/.
 set -euo pipefail
@@ -82,6 +88,37 @@ check_signal_time() {
         rs_die "$RS_EX_USAGE" "--time=$time (${secs} s) leaves no time before the warning signal --signal=$sig, which Slurm sends $offset s before the limit and up to 60 s earlier: every start would stop at once and requeue in a loop. Give a longer --time, a smaller offset (--array-opt=--signal=B:USR1@60), or switch the signal off (--array-opt=--signal=B:USR1@0)"
     fi
 }
+# presubmit_check CONFIG [key=value ...]: the program's own checks, on this
+# node, before anything is queued: `plan --check` (the config, and the corpus
+# of every size, as train checks them before it writes), then `plan --ranks N`
+# for each kind of array task (its size and number of seeds on the task's N
+# ranks, --ntasks). The jobs start in this folder, so relative data paths
+# resolve here exactly as they will in the jobs.
+presubmit_check() {
+    local n i out key keys=' ' rel
+    n=$(sbatch_opt ntasks n SBATCH_NTASKS "$root/jobs/sweep-array.sbatch" "${array_opts[@]}")
+    n=${n:-1}
+    [[ $n =~ ^[1-9][0-9]*$ ]] || rs_die "$RS_EX_USAGE" "--ntasks=$n is not a number of ranks"
+    if ! out=$("$bin" plan --check "$@" 2>&1 > /dev/null); then
+        printf '%s\n' "$out" >&2
+        rel=$("$bin" plan "$@" 2> /dev/null | sed -n 's/^config \(train_data\|val_data\) = "\{0,1\}\([^/"][^"]*\)"\{0,1\}$/\1 = \2/p' | paste -sd ';' - | sed 's/;/, /g')
+        if [ -n "$rel" ]; then
+            rs_die "$RS_EX_DATAERR" "nothing submitted. Relative data paths ($rel) resolve against the folder you submit from, $PWD, where the jobs start too: submit from the folder they are written for (the checkout, for configs/*.conf), or make them absolute"
+        fi
+        rs_die "$RS_EX_DATAERR" "nothing submitted: the program refused the sweep (above)"
+    fi
+    for ((i = 0; i < RS_NTASKS; i++)); do
+        rs_task "$i"
+        key="$RS_TASK_SIZE/$(tr -cd , <<< "$RS_TASK_SEEDS")"   # size and seed count
+        case $keys in *" $key "*) continue ;; esac
+        keys+="$key "
+        if ! out=$("$bin" plan --ranks "$n" "$@" sizes="$RS_TASK_SIZE" seeds="$RS_TASK_SEEDS" 2>&1 > /dev/null); then
+            printf '%s\n' "$out" >&2
+            rs_die "$RS_EX_USAGE" "nothing submitted: array task $i (size $RS_TASK_SIZE, seeds $RS_TASK_SEEDS) cannot run on $n ranks (--ntasks; above)"
+        fi
+    done
+}
+
 per=1 name='' runs=runs maxpar='' parsable=0 dry=0
 array_opts=() analyze_opts=()
 while [ "$#" -gt 0 ]; do
@@ -122,6 +159,7 @@ export SEEDS_PER_TASK SWEEP_NAME
 sweep=$(rs_sweep_name "$conf")
 rs_grid "$conf" "$@"
 rs_chunks
+presubmit_check "$conf" "$@"
 case $runs in /*) ;; *) runs=$PWD/$runs ;; esac
 logs=$runs/$sweep/logs
 

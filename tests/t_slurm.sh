@@ -153,7 +153,24 @@ refused() {
 # the script's --signal=B:USR1@300 would come at once in a 6-minute limit
 refused 64 "warning signal --signal=B:USR1@300" --array-opt=--time=6 "$WORK/sweep.conf"
 refused 64 "warning signal --signal=B:USR1@100" --array-opt=--time=2:40 --array-opt=--signal=B:USR1@100 "$WORK/sweep.conf"
-echo "(0) refused before submitting: --time shorter than the warning signal's offset"
+# the program's own checks: relative data paths resolve against the submit
+# folder (here: one where they match nothing), and the error says so
+mkdir -p "$WORK/elsewhere"
+sed 's|= '"$WORK"'/data/|= data/|' "$WORK/sweep.conf" > "$WORK/relative.conf"
+grep -q '^train_data = data/train_\*.bin' "$WORK/relative.conf" || fail "relative.conf: no relative train_data"
+(cd "$WORK/elsewhere" && "$ROOT/jobs/submit-sweep.sh" --runs-dir "$WORK/refused" "$WORK/relative.conf") \
+    > "$WORK/refused.out" 2> "$WORK/refused.err" && fail "a sweep whose corpus is missing was submitted"
+grep -q "resolve against the folder you submit from, $WORK/elsewhere" "$WORK/refused.err" \
+    || fail "the refusal does not say where relative data paths resolve: $(cat "$WORK/refused.err")"
+[ -z "$(squeue -h -o %i)" ] && [ ! -e "$WORK/refused" ] || fail "a refused sweep left a job or a folder"
+# ... and the same config from the folder they are written for passes the checks
+(cd "$WORK" && "$ROOT/jobs/submit-sweep.sh" --dry-run "$WORK/relative.conf" > /dev/null) \
+    || fail "relative data paths from their own folder were refused"
+# a task layout the program refuses: 3 ranks cannot split a batch of 8
+refused 64 "cannot run on 3 ranks" --array-opt=--ntasks=3 "$WORK/sweep.conf"
+# a bad key: the program's own message
+refused 64 "unknown key" "$WORK/sweep.conf" no_such_key=1
+echo "(0) refused before submitting: --time shorter than the warning signal's offset, a corpus not found from the submit folder, a rank layout, a bad key"
 fi
 
 # --- (a) sweep array + dependent analysis job ---------------------------------------
