@@ -5,8 +5,10 @@ rules; the constants below are the ones it quotes.
 A unit is off at a snapshot at step s when s - last_fire >= dead_window (the
 tracker's own rule, docs/metrics.md). A death event is a unit that is off at
 snapshot k and was not off at snapshot k - 1 (every unit counts as on before
-the first snapshot). Its death step is last_fire + dead_window, exactly the
-step at which the tracker turned it off.
+the first snapshot). An event is placed at the unit's last firing step
+(last_fire; a unit that never fired at step 0), not at the step the tracker
+detected it (last_fire + dead_window). It is permanent if the unit stays off
+through the run's last snapshot, transient if it fires again.
 """
 import math
 import warnings
@@ -14,12 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from load import phases, run_group
+from .load import SNAP_DIM, phases, run_group
 
 CLASSES = ("sudden", "drift", "n/a")
 LOOKBACK = 3        # M: the reference interval lies M intervals before the last-firing one
 SUDDEN_KEEP = 0.5   # sudden: rate just before the last-firing interval >= 50% of the reference
-ALIGN = 8           # snapshots before the death snapshot shown in the aligned figure
+ALIGN = 8           # snapshot intervals before the last-firing one shown in the aligned figure
 TRACES = ("freq", "premax", "b_in")
 
 
@@ -28,14 +30,18 @@ class Events:
     """Death events of one size, pooled over seeds (one entry per event)."""
     layer: np.ndarray
     seed: np.ndarray
-    death_step: np.ndarray
+    last_fire: np.ndarray    # step of the unit's last firing (0 if it never fired)
+    permanent: np.ndarray    # bool: still off at the run's last snapshot
     cls: np.ndarray          # index into CLASSES
-    traces: dict             # name -> (events, ALIGN + 1): snapshots k-ALIGN .. k
+    traces: dict             # name -> (events, ALIGN + 1): intervals kf-ALIGN .. kf
+
+
+FIELDS = ("layer", "seed", "last_fire", "permanent", "cls")
 
 
 def _empty():
     z = np.zeros(0)
-    return Events(z.astype(int), z.astype(int), z, z.astype(int),
+    return Events(z.astype(int), z.astype(int), z, z.astype(bool), z.astype(int),
                   {t: np.zeros((0, ALIGN + 1)) for t in TRACES})
 
 
@@ -61,35 +67,37 @@ def classify(freq, kf):
 
 
 def _aligned(values, k):
-    """values[(k + j), event] for j = -ALIGN..0, NaN before the first snapshot."""
+    """values[(k + j), event] for j = -ALIGN..0, NaN outside the snapshots."""
     idx = k[:, None] + np.arange(-ALIGN, 1)[None, :]
     cols = np.arange(len(k))[:, None]
-    return np.where(idx >= 0, values[np.maximum(idx, 0), cols], np.nan)
+    inside = (idx >= 0) & (idx < values.shape[0])
+    return np.where(inside, values[np.clip(idx, 0, values.shape[0] - 1), cols], np.nan)
 
 
-def _written(g):
-    """g without snapshot slots that hold no record (their step is the int64 fill)."""
-    return g.isel(snapshot=np.nonzero(np.asarray(g["snapshot_step"].values) >= 0)[0])
+def _layer(g, name, l):
+    return g[name].isel(layer=l).transpose(SNAP_DIM, "unit").values
 
 
 def layer_events(g, l, dead_window):
-    """Death events of layer l of one run's snapshot group g (written slots only)."""
-    steps = np.asarray(g["snapshot_step"].values, dtype=float)
-    last = g["last_fire"].isel(layer=l).transpose("snapshot", "unit").values.astype(float)
+    """Death events of layer l of one run's tidy snapshot group g."""
+    steps = np.asarray(g[SNAP_DIM].values, dtype=float)
+    last = _layer(g, "last_fire", l).astype(float)
     off = np.isfinite(last) & (steps[:, None] - last >= dead_window)
     was_off = np.vstack([np.zeros((1, off.shape[1]), bool), off[:-1]])
+    # stays_off[k, u]: off at k and at every later snapshot
+    stays_off = np.flip(np.cumprod(np.flip(off, 0), axis=0), 0).astype(bool)
     k, unit = np.nonzero(off & ~was_off)
     tokens = np.asarray(g["tokens_since"].values, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        freq = g["fires_since"].isel(layer=l).transpose("snapshot", "unit").values / tokens[:, None]
+        freq = _layer(g, "fires_since", l) / tokens[:, None]
     t = last[k, unit]
     kf = np.searchsorted(steps, t, side="left")     # the interval holding the last firing
     traces = {"freq": freq[:, unit]}
     for name in ("premax", "b_in"):
-        traces[name] = g[name].isel(layer=l).transpose("snapshot", "unit").values[:, unit] \
-            if name in g else np.full((len(steps), len(unit)), np.nan)
-    return (t + dead_window, classify(traces["freq"], kf),
-            {n: _aligned(v.astype(float), k) for n, v in traces.items()})
+        traces[name] = _layer(g, name, l)[:, unit] if name in g else \
+            np.full((len(steps), len(unit)), np.nan)
+    return (np.maximum(t, 0), stays_off[k, unit], classify(traces["freq"], kf),
+            {n: _aligned(v.astype(float), kf) for n, v in traces.items()})
 
 
 def size_events(data, i, notes):
@@ -101,15 +109,12 @@ def size_events(data, i, notes):
             notes.append(f"no snapshot group for size {data.sizes[i]} seed {seed}")
             continue
         with g:
-            written = _written(g)
             for l in range(min(data.n_layer[i], g.sizes.get("layer", 0))):
-                step, cls, tr = layer_events(written, l, data.dead_window)
-                parts.append(Events(np.full(len(step), l), np.full(len(step), seed),
-                                    step, cls, tr))
+                t, perm, cls, tr = layer_events(g, l, data.dead_window)
+                parts.append(Events(np.full(len(t), l), np.full(len(t), seed), t, perm, cls, tr))
     if not parts:
         return _empty()
-    return Events(*(np.concatenate([getattr(p, f) for p in parts])
-                    for f in ("layer", "seed", "death_step", "cls")),
+    return Events(*(np.concatenate([getattr(p, f) for p in parts]) for f in FIELDS),
                   {t: np.concatenate([p.traces[t] for p in parts]) for t in TRACES})
 
 
@@ -131,32 +136,33 @@ def _phase_lr(data, i, start, end):
     """Mean learning rate over the phase's recorded steps and all seeds."""
     if not data.has("lr"):
         return math.nan
-    lr = data.ds["lr"].isel(size=i).values
-    steps = np.asarray(data.ds["step"].values)
-    v = lr[:, (steps >= start) & (steps < end)]
+    lr = data.ds["lr"].isel(size=i).sel(step=slice(start, end - 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return float(np.nanmean(v)) if v.size else math.nan
+        return float(lr.mean()) if lr.size else math.nan
 
 
 def table3(data, events):
-    """Death events per (size, layer, phase), pooled over seeds, by class."""
+    """Death events per (size, layer, phase of the last firing), pooled over
+    seeds, by class and by permanence."""
     rows = []
     for i, size in enumerate(data.sizes):
         ev = events[i]
         for l in range(data.n_layer[i]):
             for name, start, end in phases(data.warmup, data.steps_planned):
-                sel = (ev.layer == l) & (ev.death_step >= start) & (ev.death_step < end)
+                sel = (ev.layer == l) & (ev.last_fire >= start) & (ev.last_fire < end)
                 counts = [int(np.sum(sel & (ev.cls == c))) for c in range(len(CLASSES))]
                 judged = counts[0] + counts[1]
+                perm = int(np.sum(sel & ev.permanent))
                 rows.append({"size": size, "layer": l, "phase": name, "first_step": start,
                              "end_step": end, "mean_lr": _phase_lr(data, i, start, end),
-                             "deaths": int(np.sum(sel)), "sudden": counts[0],
+                             "deaths": int(np.sum(sel)), "permanent": perm,
+                             "transient": int(np.sum(sel)) - perm, "sudden": counts[0],
                              "drift": counts[1], "na": counts[2],
                              "sudden_share": counts[0] / judged if judged else math.nan})
     return rows
 
 
 def table3_columns():
-    return ["size", "layer", "phase", "first_step", "end_step", "mean_lr", "deaths",
-            "sudden", "drift", "na", "sudden_share"]
+    return ["size", "layer", "phase", "first_step", "end_step", "mean_lr", "deaths", "permanent",
+            "transient", "sudden", "drift", "na", "sudden_share"]

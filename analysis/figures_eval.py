@@ -1,43 +1,30 @@
 """Figures of the held-out evaluation: loss, usage and effective rank."""
-import numpy as np
-
-from figures import size_title
-from plotkit import band, grid, layer_color, note, save, seed_stats
+from .figures import layer_panels, size_title
+from .load import EVAL_DIM
+from .plotkit import grid, layer_color, note, save, seed_stats, seeds_phrase, spread, usage_axis
+from .tables import batch_text
 
 EVAL_COLUMNS = [("eval_loss", "held-out loss (nats)", 1),
-             ("eval_token_use_mean", "token usage (%)", 100),
-             ("eval_seq_use_mean", "sequence usage (%)", 100),
-             ("eval_batch_use", "batch usage (%)", 100)]
-
-
-def _eval_x(data):
-    """Steps of the evaluations; NaN for a slot no run wrote (eval_step holds the int64 fill)."""
-    if "eval_step" not in data.ds.variables:
-        return None
-    x = np.asarray(data.ds["eval_step"].values, dtype=float)
-    return np.where(x >= 0, x, np.nan)
+                ("eval_token_use_mean", "token usage (%)", 100),
+                ("eval_seq_use_mean", "sequence usage (%)", 100),
+                ("eval_batch_use", "batch usage (%)", 100)]
 
 
 def _has_values(data, var):
     """var exists and holds a value (with val_data = "" the eval axis has length 0)."""
-    return data.has(var) and bool(np.isfinite(np.asarray(data.ds[var].values, dtype=float)).any())
+    return data.has(var) and data.ds.sizes.get(EVAL_DIM, 0) > 0 and bool(data.ds[var].notnull().any())
 
 
-def _per_layer(ax, data, i, var, scale):
-    """Mean over seeds with a min-max band, per layer, of a (seed, eval, layer) variable."""
-    L = data.n_layer[i]
-    a = data.ds[var].isel(size=i).transpose("seed", "eval", "layer").values * scale
-    for l in range(L):
-        mean, lo, hi = seed_stats(a[:, :, l])
-        band(ax, _eval_x(data), mean, lo, hi, layer_color(l, L), f"layer {l}")
-        ax.plot(_eval_x(data), mean, "o", color=layer_color(l, L), markersize=2.5)
-    return L
-
-
-def _loss_panel(ax, data, i):
-    mean, lo, hi = seed_stats(data.ds["eval_loss"].isel(size=i).transpose("seed", "eval").values)
-    band(ax, _eval_x(data), mean, lo, hi, "C3", "mean over seeds")
-    ax.plot(_eval_x(data), mean, "o", color="C3", markersize=2.5)
+def _panel(ax, data, i, var, scale):
+    a = data.ds[var].isel(size=i) * scale
+    mean, std, _ = seed_stats(a)
+    x = a[EVAL_DIM].values
+    if "layer" not in a.dims:
+        spread(ax, x, mean, std, "C3", "held-out loss", marker="o")
+        return
+    for l in range(data.n_layer[i]):
+        spread(ax, x, mean.isel(layer=l), std.isel(layer=l), layer_color(l, data.lmax),
+               f"layer {l}", marker="o")
 
 
 def heldout(data, outdir):
@@ -46,7 +33,7 @@ def heldout(data, outdir):
     cols = [c for c in EVAL_COLUMNS if _has_values(data, c[0])]
     n = max(1, len(cols))
     fig, axes = grid(n * len(data.sizes), ncols=n, panel=(3.6, 2.7))
-    if not cols or _eval_x(data) is None:
+    if not cols:
         for ax in axes[1:]:
             ax.set_visible(False)
         note(axes[0], "no held-out evaluation in this dataset (val_data empty?)")
@@ -54,17 +41,18 @@ def heldout(data, outdir):
     for r, (var, label, scale) in enumerate(cols):
         for i in range(len(data.sizes)):
             ax = axes[i * n + r]
-            if var == "eval_loss":
-                _loss_panel(ax, data, i)
-            elif _per_layer(ax, data, i, var, scale):
-                ax.legend(fontsize=6, ncol=2)
+            _panel(ax, data, i, var, scale)
             ax.set_title(size_title(data, i), fontsize=9)
             ax.set_xlabel("training step", fontsize=8)
-            ax.set_ylabel(label, fontsize=8)
+            if scale == 100:
+                usage_axis(ax, label)
+            else:
+                ax.set_ylabel(label, fontsize=8)
+    seeds = int(data.ds["eval_loss"].count("seed").max()) if data.has("eval_loss") else 0
     return save(fig, outdir, name, title,
-                "Loss and per-layer usage on the fixed held-out batch (the same tokens for "
-                "every run) at each evaluation step; line = mean over seeds, band = min-max "
-                "over seeds, one row per size.")
+                f"Loss and per-layer usage on {batch_text(data.ds, 'heldout')} at each evaluation "
+                f"step (the last one evaluates the final weights); {seeds_phrase(seeds)}; one row "
+                "per size.", legend_axes=axes)
 
 
 def spectrum_computed(data):
@@ -74,27 +62,27 @@ def spectrum_computed(data):
     convention (docs/spectrum.md), but a whole dataset of zeros (or NaN/fill)
     means the spectra were not computed.
     """
-    if not data.has("eff_rank"):
+    if not data.has("eff_rank") or data.ds.sizes.get(EVAL_DIM, 0) == 0:
         return False
-    v = np.asarray(data.ds["eff_rank"].values, dtype=float)
-    return bool(np.any(np.isfinite(v) & (v > 0)))
+    return bool((data.ds["eff_rank"] > 0).any())
 
 
 def eff_rank(data, outdir):
     """Effective rank of each layer's centred held-out activations over training."""
     name, title = "eff_rank", "Effective rank"
-    if not spectrum_computed(data) or _eval_x(data) is None:
+    if not spectrum_computed(data):
         fig, axes = grid(1, panel=(7, 2))
         note(axes[0], "effective rank not computed in this dataset (all values NaN, fill or 0)")
         return save(fig, outdir, name, title,
                     "Not available: the dataset holds no effective rank (spectra not computed).")
-    fig, axes = grid(len(data.sizes))
-    for i, ax in enumerate(axes):
-        if _per_layer(ax, data, i, "eff_rank", 1):
-            ax.legend(fontsize=7, ncol=2)
-        ax.set_title(size_title(data, i), fontsize=10)
-        ax.set_xlabel("training step")
-        ax.set_ylabel("effective rank exp(H(p))")
-    return save(fig, outdir, name, title,
-                "Effective rank exp(H(p)) of the centred held-out activation matrix per layer "
-                "over training, one panel per size; line = mean over seeds, band = min-max.")
+    seeds = int(data.ds["eff_rank"].count("seed").max())
+
+    def log_axis(ax):
+        ax.set_yscale("log")
+    fig = layer_panels(data, outdir, "eff_rank", name, title,
+                       f"Effective rank exp(H(p)) of the centred activation matrix of "
+                       f"{batch_text(data.ds, 'heldout')} per layer over training, on a log scale, "
+                       f"one panel per size; {seeds_phrase(seeds)}.",
+                       "effective rank exp(H(p))", dim=EVAL_DIM, percent=False, hook=log_axis)
+    return fig
+

@@ -8,7 +8,7 @@ import html
 import math
 from dataclasses import dataclass
 
-from plotkit import Figure
+from .plotkit import Figure
 
 STYLE = """
 body { font-family: sans-serif; max-width: 1500px; margin: 1em auto; padding: 0 1em; color: #222; }

@@ -1,4 +1,5 @@
 """Small plotting helpers shared by the figure modules."""
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -9,7 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 MAX_POINTS = 2000   # curves longer than this are block-averaged for display only
-DPI = 90
+DPI = 150           # the PNG; every figure is also written as a PDF (vector)
+FORMATS = ("png", "pdf")
 
 
 @dataclass
@@ -32,48 +34,78 @@ def grid(n_panels, ncols=3, panel=(4.6, 3.2), sharey=False):
     return fig, flat[:n_panels]
 
 
-def layer_color(layer, n_layers):
-    """The colour of a layer, the same in every figure (first = dark, last = light)."""
-    return plt.get_cmap("viridis")(layer / max(1, n_layers - 1) * 0.85)
+def layer_color(layer, lmax):
+    """The colour of a layer, the same in every figure and for every size
+    (lmax = the largest L of the sweep; first = dark, last = light)."""
+    return plt.get_cmap("viridis")(layer / max(1, lmax - 1) * 0.85)
 
 
 def seed_color(j):
     return plt.get_cmap("tab10")(j % 10)
 
 
-def thin(x, *ys):
-    """Block means of x and ys so that at most MAX_POINTS points are drawn.
+def thin_da(da, dim):
+    """da block-averaged along dim (xarray coarsen) to at most MAX_POINTS points.
 
     Long runs (10^5 steps) would otherwise draw slowly and alias into a solid
     block; averaging blocks of consecutive steps keeps the trend. Tables never
-    use thinned values.
-    """
-    x = np.asarray(x, dtype=float)
-    n = len(x)
+    use thinned values."""
+    n = da.sizes[dim]
     if n <= MAX_POINTS:
-        return (x,) + tuple(np.asarray(y, dtype=float) for y in ys)
-    b = -(-n // MAX_POINTS)
-    m = n // b * b
+        return da
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN blocks stay NaN
-        out = [np.nanmean(x[:m].reshape(-1, b), axis=1)]
-        for y in ys:
-            y = np.asarray(y, dtype=float)
-            out.append(np.nanmean(y[:m].reshape(-1, b, *y.shape[1:]), axis=1))
-    return tuple(out)
+        return da.coarsen({dim: -(-n // MAX_POINTS)}, boundary="trim", coord_func="mean").mean()
 
 
-def seed_stats(a, axis=0):
-    """Mean, min and max over seeds (axis), NaN where no seed has data."""
+def seed_stats(da):
+    """Mean, sample std and n over the seed axis (NaN where no seed has data)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(a, axis=axis), np.nanmin(a, axis=axis), np.nanmax(a, axis=axis)
+        return da.mean("seed"), da.std("seed", ddof=1), da.count("seed")
 
 
-def band(ax, x, mean, lo, hi, color, label=None):
-    """A mean line with a shaded band from lo to hi."""
-    ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
-    ax.plot(x, mean, color=color, linewidth=1.3, label=label)
+def spread(ax, x, mean, std, color, label=None, marker=None):
+    """A mean line with a mean +- std band (no band where std is NaN: one seed)."""
+    mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+    ax.plot(x, mean, color=color, linewidth=1.3, label=label, marker=marker, markersize=2.5)
+
+
+def seeds_phrase(n):
+    """How the seeds are summarized, with n."""
+    n = int(n)
+    if n <= 1:
+        return "one seed (no spread)"
+    return f"line = mean over n = {n} seeds, band = ± 1 sample std"
+
+
+def usage_axis(ax, label):
+    """Usage panels share one scale: 0-100% of the layer's units."""
+    ax.set_ylim(0, 100)
+    ax.set_ylabel(label)
+
+
+def legend_outside(fig, axes, ncol=None):
+    """One legend for the figure, below the panels (off the data)."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels and not lab.startswith("_"):
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=ncol or min(len(labels), 8),
+                   fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
+        fig.tight_layout(rect=(0, 0.04 + 0.03 * math.ceil(len(labels) / (ncol or 8)), 1, 1))
+    else:
+        fig.tight_layout()
+
+
+def shade(ax, a, b, text):
+    """Grey the steps [a, b) of a panel, with a word on why."""
+    if b > a:
+        ax.axvspan(a, b, color="0.85", alpha=0.6, linewidth=0, zorder=0, label=text)
 
 
 def note(ax, text):
@@ -84,9 +116,14 @@ def note(ax, text):
     ax.set_yticks([])
 
 
-def save(fig, outdir, name, title, caption):
-    """Write the figure as outdir/name.png and return its Figure record."""
-    fig.tight_layout()
-    fig.savefig(os.path.join(outdir, name + ".png"), dpi=DPI)
+def save(fig, outdir, name, title, caption, legend_axes=None):
+    """Write the figure as outdir/name.png (DPI) and name.pdf; its Figure record.
+    With legend_axes, their legend entries go below the panels."""
+    if legend_axes is not None:
+        legend_outside(fig, legend_axes)
+    else:
+        fig.tight_layout()
+    for fmt in FORMATS:
+        fig.savefig(os.path.join(outdir, f"{name}.{fmt}"), dpi=DPI)
     plt.close(fig)
     return Figure(name + ".png", title, caption)

@@ -1,11 +1,11 @@
-#!/usr/bin/python3
 """reluscope report: figures and tables of a sweep's dataset, as one HTML page.
 
-usage: /usr/bin/python3 analysis/report.py DATASET -o DIR
+usage: /usr/bin/python3 -m analysis.report DATASET -o DIR   (from the checkout)
 
-Writes DIR/index.html, the figures as DIR/*.png and the tables as
-DIR/table1.csv, DIR/table2.csv and DIR/table3_deaths.csv. docs/analysis.md
-describes every figure and table and the definitions behind them.
+Writes DIR/index.html, the figures as DIR/*.png (and *.pdf) and the tables
+as DIR/table1.csv, DIR/table1_heldout.csv, DIR/table2.csv and
+DIR/table3_deaths.csv. docs/analysis.md describes every figure and table and
+the definitions behind them.
 """
 import argparse
 import os
@@ -13,21 +13,12 @@ import sys
 import time
 import traceback
 
-sys.dont_write_bytecode = True   # no __pycache__ left in the checkout (or a read-only one)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # the sibling modules
-
-import deaths  # noqa: E402
-import figures  # noqa: E402
-import figures_deaths  # noqa: E402
-import figures_eval  # noqa: E402
-import htmlpage  # noqa: E402
-import tables  # noqa: E402
-import views  # noqa: E402
-from load import open_data  # noqa: E402
+from . import deaths, figures, figures_deaths, figures_eval, htmlpage, tables, views
+from .load import open_data
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="report.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python3 -m analysis.report", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", help="a reluscope NetCDF dataset (e.g. runs/demo/dataset.nc)")
     p.add_argument("-o", "--out", required=True, help="output folder (created if missing)")
     return p.parse_args(argv)
@@ -35,7 +26,8 @@ def parse_args(argv):
 
 def usage_sections(data, out):
     return [
-        ("Batch-level usage (the study's Figure 1)", [lambda: figures.batch_use(data, out)]),
+        ("Batch-level usage (the study's Figure 1)", [
+            lambda: figures.batch_use(data, out), lambda: figures.batch_use_heldout(data, out)]),
         ("Token- and sequence-level usage", [
             lambda: figures.quantiles(data, out, "token_use", early=False),
             lambda: figures.quantiles(data, out, "token_use", early=True),
@@ -44,20 +36,22 @@ def usage_sections(data, out):
     ]
 
 
-def _table1(data, out):
-    rows = tables.table1(data)
-    return views.table1(rows, tables.write_csv(rows, os.path.join(out, "table1.csv"),
-                                               tables.table1_columns()))
+def _table1(data, out, source):
+    df = tables.table1(data.ds, source)
+    name = "table1.csv" if source == "train" else "table1_heldout.csv"
+    return views.table1(df, tables.write_csv(df, os.path.join(out, name), tables.table1_columns()),
+                        source)
 
 
 def _table2(data, out):
-    rows = tables.table2(data)
-    return views.table2(rows, data, tables.write_csv(rows, os.path.join(out, "table2.csv"),
-                                                     tables.table2_columns()))
+    df = tables.table2(data.ds)
+    csv = tables.write_csv(df, os.path.join(out, "table2.csv"), tables.table2_columns())
+    return [views.table2(df, data, csv, ""), views.table2(df, data, csv, "_pct")]
 
 
 def table_sections(data, out):
-    return [("Usage at the end of training", [lambda: _table1(data, out)]),
+    return [("Usage at the end of training", [lambda: _table1(data, out, "train"),
+                                              lambda: _table1(data, out, "heldout")]),
             ("Units turning off and reviving", [lambda: _table2(data, out),
                                                 lambda: figures.dead_frac(data, out)])]
 
@@ -74,7 +68,8 @@ def death_sections(data, out, notes):
     return [("How units die", [lambda: figures_deaths.aligned(data, out, events),
                                lambda: figures_deaths.classes(data, out, events),
                                lambda: views.table3(t3, f3),
-                               lambda: figures_deaths.versus_lr(data, out)])]
+                               lambda: figures_deaths.versus_lr(data, out),
+                               lambda: figures_deaths.density(data, out)])]
 
 
 def other_sections(data, out):
@@ -92,7 +87,8 @@ def build(sections, notes):
         items = []
         for make in makers:
             try:
-                items.append(make())
+                made = make()
+                items.extend(made if isinstance(made, list) else [made])
             except Exception as e:  # noqa: BLE001 - any failure of one item
                 traceback.print_exc()
                 notes.append(f"an item of '{heading}' could not be made: {type(e).__name__}: {e}")
@@ -106,7 +102,7 @@ def main(argv):
         data = open_data(args.dataset)
     except (OSError, ValueError, KeyError) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        print(f"report.py: error: {args.dataset}: not a readable reluscope dataset ({reason})",
+        print(f"analysis.report: error: {args.dataset}: not a readable reluscope dataset ({reason})",
               file=sys.stderr)
         return 1
     os.makedirs(args.out, exist_ok=True)

@@ -7,4 +7,5 @@ int cmd_eval(int argc, char **argv);     /* eval.c    */
 int cmd_prepare(int argc, char **argv);  /* prepare.c */
 int cmd_merge(int argc, char **argv);    /* merge.c   */
 int cmd_plan(int argc, char **argv);     /* plan.c    */
+int cmd_export(int argc, char **argv);   /* export.c  */
 #endif

@@ -41,4 +41,9 @@ void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
  * of every layer (spectrum.h); fills and sinks an EvalRecord. */
 void run_heldout_eval(Heldout *h, Model *m, Comm *comm, int run, int64_t step);
 
+/* Build m for the checkpoint's size (batch B) and load its weights, with every
+ * check of checkpoint_load; dies with one line naming the file on failure.
+ * (Used by the `eval` and `export` commands.) */
+void eval_load_model(const char *path, Model *m, int B);
+
 #endif

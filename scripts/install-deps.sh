@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # fetches the Brown corpus).
 SETS=(
   "build    build-essential make pkg-config git ca-certificates openmpi-bin libopenmpi-dev libopenblas-dev libscalapack-openmpi-dev libnetcdf-dev netcdf-bin zlib1g-dev"
-  "python   python3 python3-numpy python3-netcdf4 python3-xarray python3-matplotlib"
+  "python   python3 python3-numpy python3-netcdf4 python3-xarray python3-matplotlib python3-pandas python3-dask"
   "report   chromium"
   "slurm    munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins shellcheck"
   "fuzz     clang-14 libclang-rt-14-dev valgrind"

@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 ds=${1:-runs/demo/dataset.nc}
 out=${2:-runs/demo/report}
 [ -f "$ds" ] || { echo "reluscope: error: $ds: no dataset (run make demo first)" >&2; exit 1; }
-/usr/bin/python3 analysis/report.py "$ds" -o "$out"
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m analysis.report "$ds" -o "$out"
 echo "report: $(realpath "$out")/index.html"

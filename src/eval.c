@@ -184,7 +184,7 @@ static void print_eval(const EvalRecord *rec, int json, const Selectivity *sel) 
 }
 
 /* Load the model of a checkpoint (any optimizer state is read and dropped). */
-static void load_for_eval(const char *path, Model *m, int B) {
+void eval_load_model(const char *path, Model *m, int B) {
     char err[1024];
     ModelSize ms;
     uint64_t seed;
@@ -218,7 +218,7 @@ int cmd_eval(int argc, char **argv) {
     comm_split(&comm, 0, comm_world_rank());
     if (want_sel && comm.size > 1) die("eval: --selectivity runs in one process (no mpirun)");
     Model m;
-    load_for_eval(ckpt, &m, 8);
+    eval_load_model(ckpt, &m, 8);
     int T = m.cfg.T;
     char err[1024];
     TokenSet ts;

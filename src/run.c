@@ -257,6 +257,13 @@ static void save_checkpoint(Run *r) {
 
 static int due(int64_t step, long every) { return every > 0 && step % every == 0; }
 
+/* Snapshots fall on multiples of snapshot_every, plus the last step, so the
+ * dataset holds every unit's state at the end (its slot, ceil(step / every),
+ * is one of its own: no later grid snapshot exists). */
+static int snapshot_due(const Config *c, int64_t step) {
+    return due(step, c->snapshot_every) || (c->snapshot_every > 0 && step == c->steps - 1);
+}
+
 int train_run(const Config *c, int run, const CorpusPrints *cp, Comm *comm) {
     Run r;
     open_run(&r, c, run, cp, comm);
@@ -265,8 +272,8 @@ int train_run(const Config *c, int run, const CorpusPrints *cp, Comm *comm) {
     for (int64_t step = r.state.step; step < c->steps; step++) {
         StepRecord rec;
         memset(&rec, 0, sizeof rec);
-        step_compute(&r, step, due(step, c->snapshot_every), &rec);
-        if (due(step, c->snapshot_every)) emit_snapshot(&r, step);
+        step_compute(&r, step, snapshot_due(c, step), &rec);
+        if (snapshot_due(c, step)) emit_snapshot(&r, step);
         if (due(step, c->eval_every)) run_heldout_eval(&r.heldout, &r.model, comm, run, step);
         step_update(&r, step, &rec);
         if (step == c->debug_diverge_step && comm->rank == 1) r.model.params_memory[0] += 1e-3f;
@@ -284,6 +291,11 @@ int train_run(const Config *c, int run, const CorpusPrints *cp, Comm *comm) {
         }
         if (stop) { status = RUN_STOPPED; break; }
     }
+    /* The final weights, evaluated at step = steps (slot ceil(steps / eval_every),
+     * after every grid evaluation). A resume of a finished run repeats it: same
+     * weights, same record, same slot. */
+    if (status == RUN_FINISHED && c->eval_every > 0)
+        run_heldout_eval(&r.heldout, &r.model, comm, run, c->steps);
     close_run(&r);
     return status;
 }
