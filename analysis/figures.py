@@ -29,9 +29,16 @@ def missing(outdir, name, title, what):
     return save(fig, outdir, name, title, f"Not available: {what} is not in this dataset.")
 
 
-def _n_seeds(data, var):
-    """Most seeds behind any point of var."""
-    return int(data.ds[var].count("seed").max()) if data.has(var) else 0
+def n_seeds_of(data, var):
+    """Most seeds of a size with data for var (from the small loss series, so
+    that counting does not read var whole)."""
+    if not data.has(var):
+        return 0
+    if EVAL_DIM in data.ds[var].dims:
+        runs = data.ds["eval_loss"].notnull().any(EVAL_DIM) if data.has("eval_loss") else None
+    else:
+        runs = data.ds["loss"].notnull().any("step") if data.has("loss") else None
+    return int(runs.sum("seed").max()) if runs is not None else 0
 
 
 def layer_panels(data, outdir, var, name, title, caption, ylabel, dim="step", percent=True,
@@ -61,7 +68,7 @@ def layer_panels(data, outdir, var, name, title, caption, ylabel, dim="step", pe
 
 
 def batch_use(data, outdir):
-    n = _n_seeds(data, "batch_use")
+    n = n_seeds_of(data, "batch_use")
     return layer_panels(
         data, outdir, "batch_use", "fig1_batch_use",
         "Batch-level usage per layer on the training batch (the study's Figure 1)",
@@ -72,7 +79,7 @@ def batch_use(data, outdir):
 
 
 def batch_use_heldout(data, outdir):
-    n = _n_seeds(data, "eval_batch_use")
+    n = n_seeds_of(data, "eval_batch_use")
     return layer_panels(
         data, outdir, "eval_batch_use", "fig1_batch_use_heldout",
         "Batch-level usage per layer on the held-out batch (Figure 1, held-out variant)",
@@ -84,7 +91,7 @@ def batch_use_heldout(data, outdir):
 
 def dead_frac(data, outdir):
     W = data.dead_window
-    n = _n_seeds(data, "dead_frac")
+    n = n_seeds_of(data, "dead_frac")
     return layer_panels(
         data, outdir, "dead_frac", "dead_frac", "Units off",
         f"Share of hidden units that are off (no firing in the last dead_window = {W} steps of "
@@ -152,7 +159,7 @@ def quantiles(data, outdir, metric, early):
         f"(steps < {end})" if early else "the whole run"
     outer = " Over so few sequences the outer band is the range (min–max), not 5–95%." \
         if word == "sequence" and counts and min(counts) < 20 else ""
-    n = _n_seeds(data, metric + "_q")
+    n = n_seeds_of(data, metric + "_q")
     return save(fig, outdir, name, title,
                 f"Per-{word} share of hidden units active, per layer (columns) and size (rows) "
                 f"over {span}: line = median, bands = quantiles over the {counts[0] if counts else '?':,} "

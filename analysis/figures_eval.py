@@ -1,5 +1,5 @@
 """Figures of the held-out evaluation: loss, usage and effective rank."""
-from .figures import layer_panels, size_title
+from .figures import n_seeds_of, layer_panels, size_title
 from .load import EVAL_DIM
 from .plotkit import grid, layer_color, note, save, seed_stats, seeds_phrase, spread, usage_axis
 from .tables import batch_text
@@ -48,7 +48,7 @@ def heldout(data, outdir):
                 usage_axis(ax, label)
             else:
                 ax.set_ylabel(label, fontsize=8)
-    seeds = int(data.ds["eval_loss"].count("seed").max()) if data.has("eval_loss") else 0
+    seeds = n_seeds_of(data, "eval_loss")
     return save(fig, outdir, name, title,
                 f"Loss and per-layer usage on {batch_text(data.ds, 'heldout')} at each evaluation "
                 f"step (the last one evaluates the final weights); {seeds_phrase(seeds)}; one row "
@@ -75,7 +75,7 @@ def eff_rank(data, outdir):
         note(axes[0], "effective rank not computed in this dataset (all values NaN, fill or 0)")
         return save(fig, outdir, name, title,
                     "Not available: the dataset holds no effective rank (spectra not computed).")
-    seeds = int(data.ds["eff_rank"].count("seed").max())
+    seeds = n_seeds_of(data, "eff_rank")
 
     def log_axis(ax):
         ax.set_yscale("log")
