@@ -39,7 +39,8 @@ def parse_config(text):
     of the analysis."""
     text = text or ""
     if text.lstrip().startswith("{"):
-        return json.loads(text)
+        obj = json.loads(text)
+        return obj["config"] if isinstance(obj.get("config"), dict) else obj
     conf = {}
     for line in text.splitlines():
         line = line.strip()
