@@ -5,10 +5,14 @@
 #      bit; a fork with another data seed does not; a sweep of data seeds is
 #      one dataset that xarray reads;
 #   2. bad fork / resample setups: one line, exit 64, no output folder;
-#   3. a planted death at an injected outlier step is attributed to it.
+#   3. a planted death at an injected outlier step is attributed to it;
+# and the analysis' statistics against brute force (interventions_check.py).
 source "$(dirname "$0")/lib.sh"
 [ -x "$RS" ] || fail "$RS is not built (make)"
 make_tiny_corpus "$WORK/data" > /dev/null
+
+# ---- 0. the analysis' statistics against brute force ------------------------
+"$PY" "$ROOT/tests/interventions_check.py" || fail "analysis statistics"
 iv() { "$PY" "$ROOT/analysis/interventions.py" "$@"; }
 
 # same FILE_A FILE_B FROM TO VAR...: VAR bitwise equal over steps [FROM, TO)
