@@ -278,8 +278,11 @@ int train_run(const Config *c, int run, const CorpusPrints *cp, Comm *comm) {
         step_update(&r, step, &rec);
         if (step == c->debug_diverge_step && comm->rank == 1) r.model.params_memory[0] += 1e-3f;
         debug_kill_bias(c, &r.model, r.usage, step);
-        if (resample_due(c, step))
+        if (resample_due(c, step)) {
+            double t0 = now_seconds();
             resample_dead_units(c, &r.model, &r.opt, &r.state, step, &rec);
+            rec.step_time += now_seconds() - t0;   /* part of the step's time */
+        }
         if (comm->rank == 0) sink_step(&rec);
         sink_poll();
         if (due(step + 1, c->check_every)) check_replicas(&r, step + 1);
