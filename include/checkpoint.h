@@ -64,6 +64,10 @@ int checkpoint_load(const char *path, const ModelSize *ms, const RunExpect *want
 int checkpoint_peek(const char *path, ModelSize *ms, uint64_t *seed, int64_t *step,
                     char *err, size_t errlen);
 
+/* The config text a verified checkpoint was written with (malloc'd, NUL
+ * terminated; a fork compares it with its own), or NULL + "PATH: problem". */
+char *checkpoint_config_text(const char *path, char *err, size_t errlen);
+
 /* Newest checkpoint in dir that passes verification; damaged ones are named
  * on stderr and skipped. Returns 1 found (path filled), 0 none. */
 int checkpoint_find_latest(const char *dir, char *path, size_t pathlen);

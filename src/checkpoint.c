@@ -592,6 +592,20 @@ int checkpoint_peek(const char *path, ModelSize *ms, uint64_t *seed, int64_t *st
     return 0;
 }
 
+char *checkpoint_config_text(const char *path, char *err, size_t errlen) {
+    Ckpt k;
+    char why[512];
+    if (ckpt_open(&k, path, why, sizeof why) != 0) {
+        fail_msg(err, errlen, "%s: %s", path, why);
+        return NULL;
+    }
+    char *text = xmalloc((size_t)k.config_len + 1);
+    memcpy(text, k.map + header_bytes(k.version), (size_t)k.config_len);
+    text[k.config_len] = '\0';
+    ckpt_close(&k);
+    return text;
+}
+
 static int same_shape(const ModelSize *a, const ModelSize *b) {
     return a->L == b->L && a->d == b->d && a->h == b->h && a->F == b->F && a->T == b->T &&
            a->V == b->V;

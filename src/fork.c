@@ -2,6 +2,7 @@
  * batch order (intervene.h, docs/interventions.md), and the start-up checks
  * of every intervention key. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "intervene.h"
 #include "util.h"
@@ -15,8 +16,40 @@ static int same_shape(const ModelSize *a, const ModelSize *b) {
            a->V == b->V;
 }
 
+/* A fork continues its parent's training: every key that changes results
+ * must be the parent's, except the interventions themselves and the grid
+ * (seeds name the forks; the sizes' shapes are checked against the file). */
+static int check_parent_config(const Config *c, char *err, size_t errlen) {
+    char why[RS_PATH_MAX + 1024], what[512];
+    char *text = checkpoint_config_text(c->fork_from, why, sizeof why);
+    if (!text) return fail_msg(err, errlen, "key 'fork_from': %s", why);
+    Config *k = xmalloc(2 * sizeof *k);   /* parent, and this config with its interventions */
+    config_defaults(&k[0]);
+    int rc = config_load_text(&k[0], text, c->fork_from, 1, why, sizeof why);
+    free(text);
+    if (rc != 0) {
+        free(k);
+        return fail_msg(err, errlen, "key 'fork_from': %s: its config cannot be read by this "
+                        "build: %s", c->fork_from, why);
+    }
+    k[1] = *c;
+    memcpy(k[1].fork_from, k[0].fork_from, sizeof k[1].fork_from);
+    k[1].data_seed = k[0].data_seed;
+    k[1].resample_dead = k[0].resample_dead;
+    k[1].debug_kill_step = k[0].debug_kill_step;
+    rc = config_diff(&k[0], &k[1], 1, what, sizeof what);
+    free(k);
+    if (rc)
+        return fail_msg(err, errlen, "key 'fork_from': %s was trained with another config (%s): "
+                        "a fork continues its parent's training, so only seeds, data_seed, "
+                        "resample_dead and keys that do not change results may differ",
+                        c->fork_from, what);
+    return 0;
+}
+
 /* The fork's checkpoint must be readable and verified, hold the shape of
- * every size of the sweep, and be at a step the sweep still trains. */
+ * every size of the sweep, be at a step the sweep still trains, and come
+ * from the same training config. */
 static int check_fork(const Config *c, char *err, size_t errlen) {
     ModelSize ms;
     int64_t step;
@@ -35,7 +68,7 @@ static int check_fork(const Config *c, char *err, size_t errlen) {
         return fail_msg(err, errlen, "key 'fork_from': %s is at step %lld, but steps = %ld: "
                         "the fork would train nothing (raise steps)", c->fork_from,
                         (long long)step, c->steps);
-    return 0;
+    return check_parent_config(c, err, errlen);
 }
 
 int intervene_check(const Config *c, char *err, size_t errlen) {

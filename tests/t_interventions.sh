@@ -86,6 +86,20 @@ echo "ok   a fork sweep split over two jobs merges into the one-job sweep"
 same "$WORK/base/dataset.nc" "$WORK/ds7/dataset.nc" 0 1 loss 2> /dev/null \
     && fail "data_seed = 7 drew the same first batch as seed 0"
 echo "ok   data_seed without a fork changes the batches"
+# a fork stopped and resumed (from its own checkpoint) == the uninterrupted fork
+rc=0; "$RS" train "$C" out_dir="$WORK/fres" fork_from="$WORK/fork20.bin" seeds=5 \
+    stop_at_step=25 > /dev/null || rc=$?
+[ "$rc" -eq 75 ] || fail "fork with stop_at_step=25: exit $rc"
+"$RS" train "$C" out_dir="$WORK/fres" fork_from="$WORK/fork20.bin" seeds=5 > "$WORK/fres.log"
+grep -q "resuming from .*ckpt_00000025.bin" "$WORK/fres.log" || fail "the fork did not resume itself"
+"$PY" - "$WORK/forks/dataset.nc" "$WORK/fres/dataset.nc" $VARS <<'EOF' || fail "a resumed fork differs"
+import sys, xarray as xr
+a = xr.open_dataset(sys.argv[1], mask_and_scale=False).sel(seed=5).isel(step=slice(20, 30))
+b = xr.open_dataset(sys.argv[2], mask_and_scale=False).sel(seed=5).isel(step=slice(20, 30))
+for v in sys.argv[3:]:
+    assert a[v].values.tobytes() == b[v].values.tobytes(), v
+EOF
+echo "ok   a fork stopped at 25 and resumed from its own checkpoint == the uninterrupted fork"
 
 iv forks "$WORK/forks/dataset.nc" --checkpoint "$WORK/fork20.bin" --json > "$WORK/forks.json"
 "$PY" - "$WORK/forks.json" <<'EOF' || fail "fork overlap analysis"
@@ -114,6 +128,8 @@ expect_64 fork_damaged "cut.bin" "$C" fork_from="$WORK/cut.bin"
 expect_64 fork_size "but size 't3' of the sweep is" "$C" fork_from="$WORK/fork20.bin" \
     "size.t3=L=2 d=32 h=2 F=32 T=32 V=64" sizes=t3
 expect_64 fork_done "is at step 20, but steps = 20" "$C" fork_from="$WORK/fork20.bin" steps=20
+expect_64 fork_config "was trained with another config (lr = 0.003 stored, 0.001 now)" "$C" \
+    fork_from="$WORK/fork20.bin" lr=1e-3
 B=$WORK/nowin.conf
 write_tiny_config "$B" "$WORK/data" "$WORK/unused" "steps = 30"
 sed -i '/^dead_window/d' "$B"
