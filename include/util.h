@@ -45,4 +45,10 @@ double now_seconds(void);               /* monotonic clock */
 /* Write all bytes; fail on short write. 0 ok, -1 error. */
 int write_all(FILE *fp, const void *buf, size_t len);
 
+/* Rewrites a message in place so that it can go to a terminal: control bytes
+ * (C0, DEL, C1) and bytes that are not UTF-8 (a binary file given as input
+ * echoes them) become \xNN; valid UTF-8 text stays. Idempotent. Returns -1,
+ * so that a reader can end with `return terminal_safe(err, errlen);`. */
+int terminal_safe(char *msg, size_t msglen);
+
 #endif

@@ -465,42 +465,6 @@ static void normalize_value(const char *value, char *out, size_t n) {
     out[len] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence at s (0 if it is not one). */
-static size_t utf8_len(const unsigned char *s) {
-    size_t len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
-    if (s[0] >= 0xF5 || (s[0] == 0xC2 && s[1] < 0xA0)) return 0;   /* C1 controls too */
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    return len;
-}
-
-/* Rewrites a message so that it can go to a terminal: control bytes and
- * bytes that are not UTF-8 (a binary file given as a config echoes them)
- * become \xNN. Idempotent, so every public exit may apply it. Returns -1. */
-static int escaped(char *err, size_t errlen) {
-    if (!err || errlen == 0) return -1;
-    size_t n = strlen(err), o = 0;
-    char *in = xmalloc(n + 1);
-    memcpy(in, err, n + 1);
-    for (size_t i = 0; i < n && o + 1 < errlen;) {
-        const unsigned char *u = (const unsigned char *)in + i;
-        size_t len = u[0] < 0x80 ? (u[0] >= 0x20 && u[0] != 0x7F) : utf8_len(u);
-        if (len == 0) {
-            if (o + 5 > errlen) break;
-            o += (size_t)snprintf(err + o, errlen - o, "\\x%02X", u[0]);
-            i++;
-        } else {
-            if (o + len >= errlen) break;
-            memcpy(err + o, u, len);
-            o += len;
-            i += len;
-        }
-    }
-    err[o] = '\0';
-    free(in);
-    return -1;
-}
-
 static int config_set_raw(Config *c, const char *key, const char *value, const char *origin,
                           char *err, size_t errlen) {
     char v[RS_PATH_MAX + 2], why[768];
@@ -530,7 +494,8 @@ static int config_set_raw(Config *c, const char *key, const char *value, const c
 
 int config_set(Config *c, const char *key, const char *value, const char *origin,
                char *err, size_t errlen) {
-    return config_set_raw(c, key, value, origin, err, errlen) == 0 ? 0 : escaped(err, errlen);
+    if (config_set_raw(c, key, value, origin, err, errlen) == 0) return 0;
+    return terminal_safe(err, errlen);
 }
 
 void config_defaults(Config *c) {
@@ -645,14 +610,14 @@ static int load_stream(Config *c, FILE *fp, const char *name, int stored, char *
         rc = fail_msg(err, errlen, "%s: cannot read: %s", name, strerror(errno));
     free(line);
     key_seen_free(&seen);
-    return rc == 0 ? 0 : escaped(err, errlen);
+    return rc == 0 ? 0 : terminal_safe(err, errlen);
 }
 
 int config_load_file(Config *c, const char *path, char *err, size_t errlen) {
     FILE *fp = fopen(path, "r");
     if (!fp) {
         fail_msg(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return escaped(err, errlen);
+        return terminal_safe(err, errlen);
     }
     int rc = load_stream(c, fp, path, 0, err, errlen);
     fclose(fp);
@@ -776,12 +741,13 @@ int config_load(Config *c, const char *path, int n_overrides, char **overrides,
     config_defaults(c);
     if (path && config_load_file(c, path, err, errlen) != 0) return -1;
     for (int i = 0; i < n_overrides; i++)
-        if (config_override(c, overrides[i], err, errlen) != 0) return escaped(err, errlen);
+        if (config_override(c, overrides[i], err, errlen) != 0)
+            return terminal_safe(err, errlen);
     if (config_validate(c, err, errlen) != 0) {
         char why[1024];
         snprintf(why, sizeof why, "%s", err);
         fail_msg(err, errlen, "%s: %s", path ? path : "config", why);
-        return escaped(err, errlen);
+        return terminal_safe(err, errlen);
     }
     return 0;
 }

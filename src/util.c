@@ -153,3 +153,37 @@ double now_seconds(void) {
 int write_all(FILE *fp, const void *buf, size_t len) {
     return fwrite(buf, 1, len, fp) == len ? 0 : -1;
 }
+
+/* Length of the valid UTF-8 sequence at s (0 if it is not one). */
+static size_t utf8_len(const unsigned char *s) {
+    size_t len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (s[0] >= 0xF5 || (s[0] == 0xC2 && s[1] < 0xA0)) return 0;   /* C1 controls too */
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return len;
+}
+
+/* See util.h. Idempotent: the output is printable ASCII and valid UTF-8. */
+int terminal_safe(char *err, size_t errlen) {
+    if (!err || errlen == 0) return -1;
+    size_t n = strlen(err), o = 0;
+    char *in = xmalloc(n + 1);
+    memcpy(in, err, n + 1);
+    for (size_t i = 0; i < n && o + 1 < errlen;) {
+        const unsigned char *u = (const unsigned char *)in + i;
+        size_t len = u[0] < 0x80 ? (u[0] >= 0x20 && u[0] != 0x7F) : utf8_len(u);
+        if (len == 0) {
+            if (o + 5 > errlen) break;
+            o += (size_t)snprintf(err + o, errlen - o, "\\x%02X", u[0]);
+            i++;
+        } else {
+            if (o + len >= errlen) break;
+            memcpy(err + o, u, len);
+            o += len;
+            i += len;
+        }
+    }
+    err[o] = '\0';
+    free(in);
+    return -1;
+}
