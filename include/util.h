@@ -35,6 +35,15 @@ void atomic_abort(AtomicFile *af);                    /* remove the temporary */
 int  atomic_finish(AtomicFile *af, int write_failed, char *err, size_t errlen);
 int  fsync_dir_of(const char *path);
 
+/* Open path read-only for reading a file the program expects to be regular:
+ * with O_NONBLOCK (an open of a FIFO would wait for a writer forever, and a
+ * read of it would block), then checked with fstat. Returns the fd (blocking
+ * mode restored), or -1 with the bare problem in why: "cannot open: <errno
+ * text>", or "is a FIFO, not a regular file" (a directory, socket, device
+ * likewise). */
+struct stat;
+int open_regular(const char *path, struct stat *st, char *why, size_t n);
+
 /* Create a directory and its parents (like mkdir -p). 0 ok, -1 errno set. */
 int mkdir_p(const char *path);
 

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------- UTF-8 */
 
@@ -477,12 +479,15 @@ fail:
 }
 
 Bpe *bpe_load(const char *path, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "r");
+    struct stat st;
+    char why[256];
+    int fd = open_regular(path, &st, why, sizeof why);   /* a directory or FIFO: said so */
+    FILE *fp = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (!fp) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0) { snprintf(why, sizeof why, "cannot open: %s", strerror(errno)); close(fd); }
+        snprintf(err, errlen, "%s: %s", path, why);
         return NULL;
     }
-    char why[256];
     char *line = NULL;
     size_t cap = 0;
     long lineno = 1, M = -1;

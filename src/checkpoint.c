@@ -519,23 +519,10 @@ static int check_run(const Ckpt *k, const RunExpect *w, char *why, size_t n) {
     return 0;
 }
 
-/* Opens for reading without blocking on a FIFO (an open of a FIFO waits for
- * a writer); -1 + errno. */
-static int open_regular(const char *path, struct stat *st) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return -1;
-    if (fstat(fd, st) != 0) { int e = errno; close(fd); errno = e; return -1; }
-    return fd;
-}
-
 static int map_file(Ckpt *k, const char *path, char *why, size_t n) {
     struct stat st;
-    int fd = open_regular(path, &st);
-    if (fd < 0) return fail_msg(why, n, "cannot open: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail_msg(why, n, "not a regular file");
-    }
+    int fd = open_regular(path, &st, why, n);   /* a FIFO is refused, not waited on */
+    if (fd < 0) return -1;
     if (st.st_size < (off_t)header_bytes(1) + 4) {   /* the version decides the rest */
         close(fd);
         return fail_msg(why, n, "truncated or not a checkpoint (%lld bytes)", (long long)st.st_size);

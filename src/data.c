@@ -87,11 +87,6 @@ static int64_t mtime_ns(const struct stat *st) {
     return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
-static const char *file_kind(mode_t m) {
-    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
-         : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : "not a regular file";
-}
-
 /* pread exactly n bytes at off; -1 on error or end of file (errno 0). */
 static int pread_full(int fd, void *buf, size_t n, int64_t off) {
     char *p = buf;
@@ -140,18 +135,10 @@ static int shard_open(Shard *sh, const char *path, int V, char *err, size_t errl
     memset(sh, 0, sizeof *sh);
     sh->fd = -1;
     snprintf(sh->path, sizeof sh->path, "%s", path);
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below) */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: %s, not a token shard", path, file_kind(st.st_mode));
-        close(fd);
-        return -1;
-    }
+    char why[256];
+    int fd = open_regular(path, &st, why, sizeof why);   /* a FIFO is refused, not waited on */
+    if (fd < 0) return fail_msg(err, errlen, "%s: %s", path, why);
     int64_t bytes = (int64_t)st.st_size;
     int32_t header[SHARD_HEADER_INTS];
     int64_t n = 0;

@@ -172,14 +172,10 @@ typedef struct { const uint8_t *data; size_t len; } Mapped;
 
 static int map_input(const char *path, Mapped *m) {
     memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) { errorf("%s: cannot open: %s", path, strerror(errno)); return -1; }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        errorf("%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
+    char why[256];
+    int fd = open_regular(path, &st, why, sizeof why);   /* a FIFO is refused, not waited on */
+    if (fd < 0) { errorf("%s: %s", path, why); return -1; }
     if (st.st_size == 0) { errorf("%s: empty file", path); close(fd); return -1; }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);

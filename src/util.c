@@ -117,6 +117,27 @@ int fsync_dir_of(const char *path) {
     return rc;
 }
 
+int open_regular(const char *path, struct stat *st, char *why, size_t n) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return fail_msg(why, n, "cannot open: %s", strerror(errno));
+    if (fstat(fd, st) != 0) {
+        int e = errno;
+        close(fd);
+        return fail_msg(why, n, "cannot open: %s", strerror(e));
+    }
+    if (!S_ISREG(st->st_mode)) {
+        mode_t m = st->st_mode;
+        close(fd);
+        return fail_msg(why, n, "is %s, not a regular file",
+                        S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+                        : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+                        : "special");
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    return fd;
+}
+
 int mkdir_p(const char *path) {
     char buf[RS_PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
