@@ -1,13 +1,14 @@
 /* plan.c — the `plan` command: the effective config and the sweep's grid,
  * runs and rank groups, as lines for shell scripts or as JSON, without
- * training. With --check it also runs the corpus checks `train` runs before
- * it creates any output, so that a login node can refuse a bad sweep before
+ * training. With --check it also runs the corpus and intervention checks
+ * `train` runs before it creates any output, so that a login node can refuse a bad sweep before
  * it is queued. The one reader of config files for jobs/, merge and
  * analysis/ (docs/config.md, "reluscope plan"). */
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 #include "config.h"
+#include "intervene.h"
 #include "sweep.h"
 #include "util.h"
 
@@ -17,7 +18,8 @@ static void plan_usage(FILE *fp) {
         "Prints the effective config of CONFIG with the overrides (the config train would\n"
         "run), its sizes, seeds and runs, and how N ranks (default 1) are split into groups.\n"
         "CONFIG '-' reads the config text from stdin (e.g. a dataset's config attribute).\n"
-        "  --check   also check the corpus of every size, as train does before it writes\n"
+        "  --check   also check the corpus of every size and the fork_from/resample_dead\n"
+        "            setup, as train does before it writes (exit 64 for the latter)\n"
         "  --json    one JSON object instead of lines\n"
         "Lines (each starts with its kind; docs/config.md describes them):\n"
         "  config KEY = VALUE            the effective config, loadable (one line a key)\n"
@@ -172,10 +174,11 @@ int cmd_plan(int argc, char **argv) {
                                                   err, sizeof err);
     if (rc == 0) rc = sweep_plan(&p, &c, a.ranks, err, sizeof err);
     if (rc == 0 && a.check) rc = sweep_check_corpus(&c, NULL, err, sizeof err);
+    int bad_intervention = rc == 0 && a.check && intervene_check(&c, err, sizeof err) != 0;
     free(a.overrides);
-    if (rc != 0) {
+    if (rc != 0 || bad_intervention) {
         fprintf(stderr, "reluscope: error: %s\n", err);
-        return 1;
+        return bad_intervention ? EXIT_USAGE : 1;   /* as train */
     }
     if (a.json) print_json(&c, &p, stdout);
     else print_lines(&c, &p, stdout);

@@ -137,6 +137,10 @@ expect_64 resample_no_window "set dead_window too" "$B" resample_dead=5
 expect_64 resample_window_long "dead_window = 50 exceeds steps = 30" "$C" resample_dead=5 \
     dead_window=50
 expect_64 resample_rare "every 40 steps never comes" "$C" resample_dead=40
+rc=0; "$RS" plan "$C" --check fork_from="$WORK/none.bin" > "$WORK/plan.out" 2> "$WORK/plan.err" || rc=$?
+[ "$rc" -eq 64 ] && [ ! -s "$WORK/plan.out" ] && grep -q "key 'fork_from'" "$WORK/plan.err" \
+    || fail "plan --check with a missing fork_from: exit $rc, $(cat "$WORK/plan.err")"
+echo "ok   plan --check refuses it too (exit 64)"
 rc=0; "$RS" train "$C" resample_dead=-1 out_dir="$WORK/bad_neg" 2> "$WORK/neg.err" > /dev/null || rc=$?
 [ "$rc" -ne 0 ] && [ ! -e "$WORK/bad_neg" ] && grep -q "resample_dead" "$WORK/neg.err" \
     || fail "resample_dead = -1 accepted (exit $rc)"
