@@ -150,6 +150,7 @@ def versus_lr(data, outdir):
     n_bins = -(-n_steps // width)
     left = np.arange(n_bins) * width
     fig, axes = grid(len(data.sizes))
+    fig.rs_wspace = 1.6                      # the learning rate's axis on the right
     for i, ax in enumerate(axes):
         ax.set_title(size_title(data, i), fontsize=10)
         if not data.has("turned_off"):
