@@ -86,6 +86,18 @@ echo "ok   a fork sweep split over two jobs merges into the one-job sweep"
 same "$WORK/base/dataset.nc" "$WORK/ds7/dataset.nc" 0 1 loss 2> /dev/null \
     && fail "data_seed = 7 drew the same first batch as seed 0"
 echo "ok   data_seed without a fork changes the batches"
+# 2 ranks: every replica loads the fork; its first step (same weights, same
+# batch) has the 1-rank fork's loss and usage exactly
+mpi 2 "$RS" train "$C" out_dir="$WORK/fork2" fork_from="$WORK/fork20.bin" seeds=5 > /dev/null \
+    || fail "a fork on 2 ranks failed"
+"$PY" - "$WORK/forks/dataset.nc" "$WORK/fork2/dataset.nc" <<'EOF' || fail "2-rank fork, first step"
+import sys, xarray as xr
+a = xr.open_dataset(sys.argv[1], mask_and_scale=False).sel(seed=5).isel(step=20)
+b = xr.open_dataset(sys.argv[2], mask_and_scale=False).sel(seed=5).isel(step=20)
+for v in ("loss", "batch_use", "token_use_q", "dead_frac", "turned_off"):
+    assert a[v].values.tobytes() == b[v].values.tobytes(), v
+EOF
+echo "ok   a fork on 2 ranks: its first step equals the 1-rank fork's"
 # a fork stopped and resumed (from its own checkpoint) == the uninterrupted fork
 rc=0; "$RS" train "$C" out_dir="$WORK/fres" fork_from="$WORK/fork20.bin" seeds=5 \
     stop_at_step=25 > /dev/null || rc=$?
