@@ -7,8 +7,9 @@
  * fraction ρ of them positive (every unit alike: the spread of the active
  * units over W2's rows is the widest, the worst case for the caches).
  * Per density, the three paths alternate in rotating order, `reps` rounds
- * after a warm-up; the verdicts are medians of per-round ratios (this VM's
- * speed drifts within seconds).
+ * after a warm-up; the verdicts are medians of per-round ratios of CPU
+ * time (this VM's speed drifts within seconds, and other jobs deschedule
+ * this one: the wall-time ratio is printed too).
  *
  * usage: bench_mlp N d F reps density... (densities in (0, 1])
  * Output: '#' lines for people, one "RESULT ..." line per density. */
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "bench_stats.h"
 #include "layers.h"
 #include "metrics.h"
@@ -24,6 +26,14 @@
 #include "util.h"
 
 #define MAX_REPS 64
+
+/* CPU time of this (single-threaded) process: on a machine shared with
+ * other jobs, the time it was descheduled does not count */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 enum { DENSE, SPARSE, AUTO, NPATH };
 
 typedef struct {
@@ -62,26 +72,26 @@ static double mlp_step(Mlp *m, int k, double *part) {
     int N = m->N, d = m->d, F = m->F;
     UsageCounts u = usage_view(m->usage, 0, F);
     memset(m->usage, 0, usage_stride(F) * sizeof *m->usage);
-    double t0 = now_seconds();
+    double t0 = cpu_now();
     matmul_forward(m->H, m->X, m->W1, NULL, N, d, F);
-    double t1 = now_seconds();
+    double t1 = cpu_now();
     relu_count_forward_lists(m->H, m->H, m->b1, 1, N, F, &u, NULL, m->seen,
                              mlp_sparse_lists(m->sp[k], 0, N));
-    double t2 = now_seconds(), t3;
+    double t2 = cpu_now(), t3;
     int sparse = mlp_sparse_active(m->sp[k], 0, N);
     if (sparse) {
         mlp_sparse_forward(m->sp[k], 0, m->Y, m->W2, m->b2, N, d);
-        t3 = now_seconds();
+        t3 = cpu_now();
         mlp_sparse_backward(m->sp[k], 0, m->dX, m->dW1, m->db1, m->dW2, m->db2, m->dY, m->X,
                             m->W1, m->W2, N, d);
     } else {
         matmul_forward(m->Y, m->H, m->W2, m->b2, N, F, d);
-        t3 = now_seconds();
+        t3 = cpu_now();
         matmul_backward(m->dH, m->dW2, m->db2, m->dY, m->H, m->W2, N, F, d);
         relu_backward(m->dH, m->db1, m->dH, m->H, N, F);
         matmul_backward(m->dX, m->dW1, NULL, m->dH, m->X, m->W1, N, d, F);
     }
-    double t4 = now_seconds();
+    double t4 = cpu_now();
     part[P_FC] = t1 - t0; part[P_RELU] = t2 - t1; part[P_PROJ] = t3 - t2; part[P_BWD] = t4 - t3;
     return sparse ? mlp_sparse_density(m->sp[k], 0) : -1.0;
 }
@@ -113,7 +123,7 @@ int main(int argc, char **argv) {
     m.sp[SPARSE] = mlp_sparse_create(MLP_SPARSE, 1, N, F, d);
     m.sp[AUTO] = mlp_sparse_create(MLP_AUTO, 1, N, F, d);
     double sigma = sqrt((double)d) * 0.02;
-    printf("# MLP layer N=%d d=%d F=%d: dense / sparse / auto, forward + backward, "
+    printf("# MLP layer N=%d d=%d F=%d: dense / sparse / auto, forward + backward, CPU time, "
            "median of %d rounds (rotating order) after a warm-up; auto crossover %.2f\n",
            N, d, F, reps, MLP_SPARSE_CROSSOVER);
     for (int a = 5; a < argc; a++) {
@@ -122,42 +132,44 @@ int main(int argc, char **argv) {
         float bias = (float)(-sigma * z_of(1.0 - rho));
         for (int f = 0; f < F; f++) m.b1[f] = bias;
         double t[NPATH][MAX_REPS], sp_ratio[MAX_REPS], au_ratio[MAX_REPS], seen = -1;
-        double parts[NPATH][NPART][MAX_REPS], pt[NPART];
+        double parts[NPATH][NPART][MAX_REPS], pt[NPART], wall[NPATH][MAX_REPS], wx[MAX_REPS];
         for (int rep = -1; rep < reps; rep++) {   /* rep -1: warm-up */
             for (int j = 0; j < NPATH; j++) {
                 int k = (j + (rep < 0 ? 0 : rep)) % NPATH;
-                double t0 = now_seconds();
+                double t0 = cpu_now(), w0 = now_seconds();
                 double dens = mlp_step(&m, k, pt);
-                double dt = now_seconds() - t0;
+                double dt = cpu_now() - t0, dw = now_seconds() - w0;
                 if (k == SPARSE) seen = dens;
                 if (rep < 0) continue;
                 t[k][rep] = dt;
+                wall[k][rep] = dw;
                 for (int p = 0; p < NPART; p++) parts[k][p][rep] = pt[p];
             }
             if (rep >= 0) {
                 sp_ratio[rep] = t[DENSE][rep] / t[SPARSE][rep];
                 au_ratio[rep] = t[DENSE][rep] / t[AUTO][rep];
+                wx[rep] = wall[DENSE][rep] / wall[SPARSE][rep];
             }
         }
         double md = bench_median(t[DENSE], reps), ms = bench_median(t[SPARSE], reps);
         double ma = bench_median(t[AUTO], reps);
         double flops = 12.0 * N * d * F;   /* 6 products of 2·N·d·F */
         printf("# density %.3f (lists %.4f): dense %.2f ms, sparse %.2f ms, auto %.2f ms "
-               "(%s); sparse %.2fx dense, auto %.3fx dense; dense %.1f GFLOP/s, "
+               "(%s); sparse %.2fx dense (wall %.2fx), auto %.3fx dense; dense %.1f GFLOP/s, "
                "sparse dense-equivalent %.1f GFLOP/s\n",
                rho, seen, 1e3 * md, 1e3 * ms, 1e3 * ma,
                mlp_sparse_active(m.sp[AUTO], 0, N) ? "went sparse" : "stayed dense",
-               bench_median(sp_ratio, reps), bench_median(au_ratio, reps),
+               bench_median(sp_ratio, reps), bench_median(wx, reps), bench_median(au_ratio, reps),
                flops / md / 1e9, flops / ms / 1e9);
-        for (int k = DENSE; k <= SPARSE; k++) {
-            printf("#   %s parts (ms):", k == DENSE ? "dense " : "sparse");
+        for (int k = DENSE; k < NPATH; k++) {
+            printf("#   %s parts (ms):", k == DENSE ? "dense " : k == SPARSE ? "sparse" : "auto  ");
             for (int p = 0; p < NPART; p++)
                 printf(" %s %.2f", PART_NAMES[p], 1e3 * bench_median(parts[k][p], reps));
             printf("\n");
         }
         printf("RESULT density=%.4f seen=%.5f dense_s=%.6f sparse_s=%.6f auto_s=%.6f "
-               "sparse_x=%.4f auto_x=%.4f auto_sparse=%d flops=%.6e\n",
-               rho, seen, md, ms, ma, bench_median(sp_ratio, reps),
+               "sparse_x=%.4f wall_x=%.4f auto_x=%.4f auto_sparse=%d flops=%.6e\n",
+               rho, seen, md, ms, ma, bench_median(sp_ratio, reps), bench_median(wx, reps),
                bench_median(au_ratio, reps), mlp_sparse_active(m.sp[AUTO], 0, N), flops);
         fflush(stdout);
     }

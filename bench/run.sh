@@ -25,10 +25,23 @@
 #   resample  build/bench/bench_resample: resample_dead's re-initialization
 #             (10% of units off, every 100 steps) and the tracker's
 #             bookkeeping of resampled units, against the step.
+# Then the W group (the study geometry L=6 d=64 h=4 F=2048 T=64 V=4096,
+# 8192-token batches; the sparse MLP kernels, mlp_sparse.h):
+#   mlp       build/bench/bench_mlp: one MLP layer alone, dense / sparse /
+#             auto, at densities 50 20 10 5 2 %;
+#   wtrain    the trained state: `reluscope train` of the geometry (B=16,
+#             mlp_kernel=auto, BENCH_SPARSE_STEPS steps, default 400) on
+#             BENCH_SPARSE_DATA (default data/brown/train_*.bin, `make
+#             corpus`), or the checkpoint BENCH_SPARSE_CKPT instead;
+#   step      build/bench/bench_step_sparse: whole training steps from that
+#             state, dense / sparse / auto alternating, against sgemm;
+#   rss       the same program with one path alone under /usr/bin/time:
+#             peak memory of the dense and the sparse step;
+#   wtorch    bench/torch_ref.py at the geometry (real windows of the corpus).
 # Then bench/table.py prints the table (also left in build/bench/table.md;
 # the programs' raw outputs in build/bench/last/).
 #
-# Environment: BENCH_SIZES (default "S M P"), BENCH_QUICK=1 (fewer
+# Environment: BENCH_SIZES (default "S M P W"), BENCH_QUICK=1 (fewer
 # repetitions), BENCH_KEEP=1 (keep the work folder), BIN, BUILD.
 # OPENBLAS_CORETYPE: if unset and OpenBLAS would fall back to an older
 # kernel than the CPU supports (0.3.21 does not know recent Xeons and picks
@@ -44,7 +57,7 @@ cd "$(dirname "$0")/.." || exit 1
 BIN=${BIN:-bin}
 BUILD=${BUILD:-build}
 PY=/usr/bin/python3
-SIZES=${BENCH_SIZES:-S M P}
+SIZES=${BENCH_SIZES:-S M P W}
 QUICK=${BENCH_QUICK:-0}
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -64,7 +77,7 @@ CFLAGS=(-Iinclude -O3 -march=native -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
         -fopenmp-simd -fno-math-errno)
 LIBS=("$BUILD/libreluscope.a" -lscalapack-openmpi -lnetcdf -lopenblas -lz -lm)
 mkdir -p "$BUILD/bench"
-for b in model metrics comm dp ncout spectrum sgemm resample; do
+for b in model metrics comm dp ncout spectrum sgemm resample mlp step_sparse; do
     mpicc "${CFLAGS[@]}" "bench/bench_$b.c" "${LIBS[@]}" -o "$BUILD/bench/bench_$b" \
         || die "cannot build bench/bench_$b.c"
 done
@@ -212,6 +225,64 @@ sgemm_scaling() {   # M N K reps: one copy alone on each core, then one per core
         printf "RESULT alone=%.6e both=%.6e scaling=%.4f\n", a, b, b / a }'
 }
 
+# ---- W: the sparse MLP kernels at the study geometry ----
+W_ARGS=(6 64 4 2048 64 4096 128)
+W_DATA=${BENCH_SPARSE_DATA:-data/brown/train_*.bin}
+W_REPS=$([ "$QUICK" = 1 ] && echo 3 || echo 5)
+sparse_train() {   # the geometry trained briefly with the auto kernels, in $WORK/wtrain
+    local steps=${BENCH_SPARSE_STEPS:-400}
+    cat >"$WORK/wtrain.conf" <<CONF
+size.W = L=6 d=64 h=4 F=2048 T=64 V=4096
+sizes = W
+seeds = 0
+train_data = $W_DATA
+batch_size = 16
+steps = $steps
+lr = 3e-3
+lr_min = 3e-4
+warmup_steps = 30
+snapshot_every = 0
+eval_every = 0
+checkpoint_every = 0
+log_every = 50
+mlp_kernel = auto
+CONF
+    timeout 1800 "$BIN/reluscope" train "$WORK/wtrain.conf" "out_dir=$WORK/wtrain" \
+        overwrite=true >"$WORK/wtrain.log" 2>&1 || { tail -n 5 "$WORK/wtrain.log"; return 1; }
+    grep ' step [0-9]*/' "$WORK/wtrain.log" | tail -1 | sed 's/^/# last progress line: /'
+    echo "RESULT steps=$steps"
+}
+rss_pair() {   # CKPT: peak RSS of a dense step and of a sparse step (separate processes)
+    local k kb=()
+    for k in dense sparse; do
+        kb+=("$( { /usr/bin/time -f 'RSS %M' "$BUILD/bench/bench_step_sparse" "$1" "$W_DATA" \
+            "${W_ARGS[@]}" 1 "$k" >/dev/null; } 2>&1 | sed -n 's/^RSS //p')")
+    done
+    if [ -z "${kb[0]}" ] || [ -z "${kb[1]}" ]; then echo "cannot measure peak memory"; return 1; fi
+    awk -v a="${kb[0]}" -v b="${kb[1]}" 'BEGIN {
+        printf "# peak RSS: dense step %.0f MB, sparse step %.0f MB (%.3fx)\n", a / 1024, b / 1024, b / a
+        printf "RESULT rss_dense_kb=%d rss_sparse_kb=%d rss_ratio=%.4f\n", a, b, b / a }'
+}
+sparse_group() {
+    run mlp W 900 "$BUILD/bench/bench_mlp" 8192 64 2048 "$W_REPS" 0.5 0.2 0.1 0.05 0.02
+    local ckpt=${BENCH_SPARSE_CKPT:-}
+    if ! compgen -G "$W_DATA" >/dev/null; then
+        say "W: no corpus at $W_DATA (make corpus, or set BENCH_SPARSE_DATA): trained-state parts skipped"
+        return
+    fi
+    if [ -z "$ckpt" ]; then
+        run wtrain W 0 sparse_train
+        ckpt=$(find "$WORK/wtrain/checkpoints" -name 'ckpt_*.bin' 2>/dev/null | sort | tail -1)
+        [ -n "$ckpt" ] || { say "W: the brief training left no checkpoint: skipped"; return; }
+    fi
+    run step W 1800 "$BUILD/bench/bench_step_sparse" "$ckpt" "$W_DATA" "${W_ARGS[@]}" "$W_REPS"
+    run rss W 0 rss_pair "$ckpt"
+    if [ "$have_torch" = 1 ]; then
+        run wtorch W 900 "$PY" bench/torch_ref.py "${W_ARGS[@]}" --reps 2 --warmup 1 \
+            --shard "$(compgen -G "$W_DATA" | head -1)"
+    fi
+}
+
 have_torch=1
 "$PY" -c 'import torch' 2>/dev/null || { have_torch=0; say "PyTorch not importable: its columns show n/a"; }
 
@@ -219,6 +290,11 @@ START=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 say "OpenBLAS core $CORE ($CORE_NOTE); load average $LOAD0; sizes $SIZES; work $WORK"
 for s in $SIZES; do
+    if [ "$s" = W ]; then
+        say "W: sparse MLP kernels at L=6 d=64 h=4 F=2048 T=64 V=4096, 8192-token batches"
+        sparse_group
+        continue
+    fi
     args=$(sizeargs "$s")
     [ -n "$args" ] || die "unknown size '$s' (S, M or P)"
     read -r -a A <<<"$args"

@@ -7,7 +7,8 @@
         "RESULT step_s=... min_s=... steps=..."
   table.py report WORKDIR            the benchmark table from the RESULT lines
         that run.sh left in WORKDIR/<size>.<part>.out, as Markdown, with
-        each target's verdict
+        each target's verdict; then, if BENCH_SIZES has W, the sparse MLP
+        tables (W.mlp.out: one RESULT line per density; W.step, W.rss, W.wtorch)
 
 A missing or failed part shows as "n/a"; the table is printed whatever part
 failed, so that one broken piece does not hide the others.
@@ -308,11 +309,100 @@ def report(work):
     print("\n".join(out))
 
 
+W_TARGETS = {"mlp_5": 4.0, "auto_50": 0.98, "step": 2.5, "torch": 5.0, "rss": 1.10}
+
+
+def all_results(path):
+    """every RESULT line of a file, each as key -> float"""
+    rows = []
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("RESULT "):
+                    r = {}
+                    for kv in line.split()[1:]:
+                        k, _, v = kv.partition("=")
+                        try:
+                            r[k] = float(v)
+                        except ValueError:
+                            pass
+                    rows.append(r)
+    except OSError:
+        pass
+    return rows
+
+
+def report_sparse(work):
+    """the W group: the sparse MLP kernels at the study geometry (SPEC §6)"""
+    out = ["", "### W: sparse MLP kernels (L=6 d=64 h=4 F=2048 T=64 V=4096, 8192 tokens)", "",
+           "MLP layer alone, forward + backward (CPU time, median of per-round ratios):", "",
+           "| density | dense ms | sparse ms | sparse × dense | auto × dense | auto chose | "
+           "sparse dense-equivalent GFLOP/s |",
+           "|---|---|---|---|---|---|---|"]
+    for r in all_results(os.path.join(work, "W.mlp.out")):
+        rho = r.get("density")
+        mark = ""
+        if rho is not None and abs(rho - 0.05) < 1e-9:
+            mark = " " + verdict(r.get("sparse_x", 0) >= W_TARGETS["mlp_5"]) + " (≥4)"
+        if rho is not None and abs(rho - 0.5) < 1e-9:
+            mark_a = " " + verdict(r.get("auto_x", 0) >= W_TARGETS["auto_50"]) + " (≥0.98)"
+        else:
+            mark_a = ""
+        out.append("| %s | %s | %s | %s%s | %s%s | %s | %s |" % (
+            fmt(100 * rho if rho is not None else None, ".0f") + "%",
+            fmt(1e3 * r["dense_s"] if "dense_s" in r else None, ".1f"),
+            fmt(1e3 * r["sparse_s"] if "sparse_s" in r else None, ".1f"),
+            fmt(r.get("sparse_x"), ".2f") + "×", mark, fmt(r.get("auto_x"), ".3f") + "×", mark_a,
+            "sparse" if r.get("auto_sparse") else "dense",
+            fmt(r["flops"] / r["sparse_s"] / 1e9 if "flops" in r and r.get("sparse_s") else None,
+                ".0f")))
+    st = results(os.path.join(work, "W.step.out"))
+    rs = results(os.path.join(work, "W.rss.out"))
+    tr = results(os.path.join(work, "W.wtorch.out"))
+    out += ["", "Whole training step from the trained state (CPU time; PyTorch: its CPU time "
+            "too, same OpenBLAS, one thread):", "",
+            "| path | step ms | tokens/s | × dense | vs PyTorch | dense-equivalent GFLOP/s | "
+            "% of sgemm |", "|---|---|---|---|---|---|---|"]
+    tcpu = tr.get("cpu_step_s")
+    for k in ("dense", "sparse", "auto"):
+        t = st.get(k + "_s")
+        x = 1.0 if k == "dense" and t else st.get(k + "_x")
+        cell_x = fmt(x, ".2f") + "×"
+        if k == "sparse" and x is not None:
+            cell_x += " " + verdict(x >= W_TARGETS["step"]) + " (≥2.5)"
+        vs = tcpu / t if tcpu and t else None
+        cell_t = fmt(vs, ".2f") + "×"
+        if k == "sparse" and vs is not None:
+            cell_t += " " + verdict(vs >= W_TARGETS["torch"]) + " (≥5)"
+        out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            k, fmt(1e3 * t if t else None, ".0f"), fmt(st["tokens"] / t if t else None, ".0f"),
+            cell_x, cell_t, fmt(st["flops"] / t / 1e9 if t else None, ".1f"),
+            fmt(100 * st[k + "_frac"] if k + "_frac" in st else None, ".0f") + "%"))
+    dens = [st.get("density%d" % l) for l in range(6)]
+    out.append("")
+    out.append("- MLP density per layer at the trained state: " +
+               " ".join(fmt(100 * x if x is not None and x >= 0 else None, ".1f") + "%"
+                        for x in dens))
+    out.append("- sgemm %s GFLOP/s (fc shape, between rounds); PyTorch step %s ms CPU (%s wall)"
+               % (fmt(st["sgemm"] / 1e9 if "sgemm" in st else None, ".1f"),
+                  fmt(1e3 * tcpu if tcpu else None, ".0f"),
+                  fmt(1e3 * tr["step_s"] if "step_s" in tr else None, ".0f")))
+    if "rss_ratio" in rs:
+        out.append("- peak memory (max RSS, one path per process): dense %.0f MB, sparse %.0f MB:"
+                   " %.3f× %s (≤ 1.10)" % (rs["rss_dense_kb"] / 1024, rs["rss_sparse_kb"] / 1024,
+                                           rs["rss_ratio"],
+                                           verdict(rs["rss_ratio"] <= W_TARGETS["rss"])))
+    print("\n".join(out))
+
+
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "steptime":
         steptime(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1)
     elif len(sys.argv) == 3 and sys.argv[1] == "report":
-        report(sys.argv[2])
+        if any(s in SIZES for s in os.environ.get("BENCH_SIZES", "S M P W").split()):
+            report(sys.argv[2])
+        if "W" in os.environ.get("BENCH_SIZES", "S M P W").split():
+            report_sparse(sys.argv[2])
     else:
         sys.exit(__doc__)
 

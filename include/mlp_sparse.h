@@ -37,7 +37,7 @@ typedef enum { MLP_DENSE = 0, MLP_SPARSE = 1, MLP_AUTO = 2 } MlpKernel;
  * bench/bench_mlp.c (docs/performance.md, "Sparse MLP"): at the study
  * geometry the sparse MLP (forward + backward) equals the dense one at about
  * 30-40% density; 0.25 keeps a margin for the noise of that measurement. */
-#define MLP_SPARSE_CROSSOVER 0.25
+#define MLP_SPARSE_CROSSOVER 0.40
 
 /* Entries written past the end of a list by one vector store (the fused
  * kernel stores 16 lanes and advances by the number of active ones). */
@@ -51,15 +51,18 @@ typedef struct ActiveList {
     int64_t *start;    /* [max_rows + 1] */
     size_t cap;        /* entries allocated; grows, never beyond max_rows·F */
     size_t limit;      /* building stops once more entries than this are needed */
+    double early_rate; /* auto: ... or once the rows so far are this dense (0: off) */
     int max_rows, F;
     int rows;          /* rows of the last build */
     int complete;      /* 1: every row's list was built (the layer can go sparse) */
+    int consumed;      /* 1: the backward has used (and overwritten) the values */
 } ActiveList;
 
-/* Room for one more row of up to F entries after `used` (grows cap by
- * doubling, at most to max_rows·F). Returns 0 when the limit is reached:
- * building stops there and the layer takes the dense path. */
-int active_list_reserve_row(ActiveList *a, size_t used);
+/* Room for row `row` (up to F entries) after `used` entries (grows cap by
+ * doubling, at most to max_rows·F). Returns 0 when the limit is reached or
+ * (auto) the rows so far are clearly above the crossover: building stops
+ * there and the layer takes the dense path. */
+int active_list_reserve_row(ActiveList *a, size_t used, int row);
 
 /* Per model: the mode, each layer's lists and the backward's scratch. */
 typedef struct MlpSparse MlpSparse;
@@ -72,8 +75,9 @@ void mlp_sparse_free(MlpSparse *s);
 /* The lists the fused kernel should build for layer l in a forward over
  * `rows` tokens (sparse: no limit; auto: the crossover), or NULL if s is. */
 ActiveList *mlp_sparse_lists(MlpSparse *s, int l, int rows);
-/* 1 if layer l's last forward built complete lists for `rows` tokens: the
- * layer's projection and backward take the sparse path. */
+/* 1 if layer l's last forward built complete lists for `rows` tokens that
+ * its backward has not consumed yet: the layer's projection and backward
+ * take the sparse path. */
 int mlp_sparse_active(const MlpSparse *s, int l, int rows);
 /* Density of layer l in its last forward (entries / (rows·F)), or -1 if
  * its lists were not completed (auto gave up: above the crossover). */

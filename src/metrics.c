@@ -168,7 +168,7 @@ KERNEL void relu_sweep(float *act, const float *pre, const float *restrict bias,
         for (int t = 0; t < T; t++) {
             size_t row = (size_t)b * T + t, off = row * (size_t)F;
             int active;
-            if (building && !active_list_reserve_row(lists, used)) building = 0;
+            if (building && !active_list_reserve_row(lists, used, (int)row)) building = 0;
             if (building) {
                 int k;
                 lists->start[row] = (int64_t)used;
@@ -190,6 +190,7 @@ KERNEL void relu_sweep(float *act, const float *pre, const float *restrict bias,
     }
     if (emit) {
         lists->rows = B * T;
+        lists->consumed = 0;
         lists->complete = building && used <= lists->limit;
         if (building) lists->start[(size_t)B * T] = (int64_t)used;
     }

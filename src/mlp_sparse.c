@@ -17,9 +17,14 @@ struct MlpSparse {
     ActiveList *lists;   /* [L] */
     float *w1t;          /* [F][d] W1ᵀ of the layer being differentiated */
     float *dw1t;         /* [F][d] its gradient, added into dW1 at the end */
-    float *g;            /* [g_cap] dPre of each active entry */
+    float *g;            /* [g_cap] dPre of each active entry, when d > 64 (else
+                          * it overwrites the entry's value in the lists) */
     size_t g_cap;
 };
+
+/* auto's early exit (active_list_reserve_row) */
+#define AUTO_EARLY_FACTOR 1.0
+#define AUTO_EARLY_ROWS 128
 
 static int portable;
 void mlp_sparse_set_portable(int on) { portable = on; }
@@ -32,14 +37,23 @@ static void *grow(void *p, size_t bytes) {
     return q;
 }
 
-int active_list_reserve_row(ActiveList *a, size_t used) {
+int active_list_reserve_row(ActiveList *a, size_t used, int row) {
     if (used > a->limit) return 0;
+    /* auto: give up as soon as the rows so far are clearly denser than the
+     * crossover (AUTO_EARLY_RATE times it, after AUTO_EARLY_ROWS rows), so
+     * that a dense layer pays for a fraction of its rows only (at 50% density
+     * and the 0.40 crossover: 16% of 8192 rows) */
+    if (a->early_rate > 0 &&
+        (double)used > a->early_rate * (double)row * a->F + (double)AUTO_EARLY_ROWS * a->F)
+        return 0;
     size_t need = used + (size_t)a->F;
     if (need <= a->cap) return 1;
     /* never beyond max_rows·F (the whole tensor), nor far past the limit */
     size_t whole = (size_t)a->max_rows * a->F;
     size_t top = a->limit + (size_t)a->F < whole ? a->limit + (size_t)a->F : whole;
-    size_t cap = 2 * a->cap > need ? 2 * a->cap : need;
+    /* grow by a quarter: the lists' memory stays within 25% of the most a
+     * layer needed (a few reallocations in the first steps, then reused) */
+    size_t cap = a->cap + a->cap / 4 > need ? a->cap + a->cap / 4 : need;
     if (cap < 65536) cap = 65536;
     if (cap > top) cap = top;
     a->unit = grow(a->unit, (cap + ACTIVE_LIST_SLACK) * sizeof *a->unit);
@@ -86,12 +100,13 @@ ActiveList *mlp_sparse_lists(MlpSparse *s, int l, int rows) {
     ActiveList *a = &s->lists[l];
     size_t whole = (size_t)rows * s->F;
     a->limit = s->kind == MLP_AUTO ? (size_t)(MLP_SPARSE_CROSSOVER * (double)whole) : whole;
+    a->early_rate = s->kind == MLP_AUTO ? AUTO_EARLY_FACTOR * MLP_SPARSE_CROSSOVER : 0.0;
     a->complete = 0;
     return a;
 }
 
 int mlp_sparse_active(const MlpSparse *s, int l, int rows) {
-    return s && s->lists[l].complete && s->lists[l].rows == rows;
+    return s && s->lists[l].complete && !s->lists[l].consumed && s->lists[l].rows == rows;
 }
 
 double mlp_sparse_density(const MlpSparse *s, int l) {
@@ -155,13 +170,15 @@ static void pass_b_portable(float *dX, float *dw1t, float *db1, const ActiveList
 /* ---- AVX-512 kernels: one block of NV <= 4 vectors of columns c0.. ---- */
 #ifdef __AVX512F__
 #define KERNEL static inline __attribute__((always_inline))
-#define LD(m, p) _mm512_maskz_loadu_ps((m), (p))
-#define ST(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+/* FULL (a constant of each expansion): every lane of the block is a
+ * column, plain loads and stores; else masked ones for the ragged end */
+#define LD(m, p) (FULL ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((m), (p)))
+#define ST(p, m, v) (FULL ? _mm512_storeu_ps((p), (v)) : _mm512_mask_storeu_ps((p), (m), (v)))
 
 typedef struct { __mmask16 m[4]; } Lanes;
 
 KERNEL void forward_block(float *out, const ActiveList *a, const float *w2, const float *b2,
-                          int N, int d, int c0, Lanes k, const int NV) {
+                          int N, int d, int c0, Lanes k, const int NV, const int FULL) {
     for (int n = 0; n < N; n++) {
         __m512 s0[4], s1[4];   /* two partial sums: even and odd entries */
         for (int v = 0; v < NV; v++) {
@@ -189,7 +206,7 @@ KERNEL void forward_block(float *out, const ActiveList *a, const float *w2, cons
 }
 
 KERNEL void pass_a_block(float *g, float *dW2, const ActiveList *a, const float *dY,
-                         const float *W2, int N, int d, int c0, Lanes k, const int NV) {
+                         const float *W2, int N, int d, int c0, Lanes k, const int NV, const int FULL) {
     for (int n = 0; n < N; n++) {
         __m512 dy[4];
         for (int v = 0; v < NV; v++) dy[v] = LD(k.m[v], dY + (size_t)n * d + c0 + 16 * v);
@@ -209,7 +226,7 @@ KERNEL void pass_a_block(float *g, float *dW2, const ActiveList *a, const float 
 
 KERNEL void pass_b_block(float *dX, float *dw1t, float *db1, const ActiveList *a,
                          const float *g, const float *X, const float *w1t, int N, int d,
-                         int c0, Lanes k, const int NV) {
+                         int c0, Lanes k, const int NV, const int FULL) {
     for (int n = 0; n < N; n++) {
         __m512 x[4], dx[4];
         for (int v = 0; v < NV; v++) {
@@ -242,18 +259,19 @@ static int block_lanes(int w, Lanes *k) {
     return (w + 15) / 16;
 }
 
-/* Every column block of a kernel: KERNEL_CALL(NV) expands the kernel with a
- * constant vector count, so each of the 4 widths compiles to its own
- * fully-unrolled loop. */
+/* Every column block of a kernel: KERNEL_CALL(NV, FULL) expands the kernel
+ * with a constant vector count, so each width compiles to its own
+ * fully-unrolled loop; 64 columns (the common case) without masks. */
 #define FOR_BLOCKS(d, KERNEL_CALL)                                               \
     for (int c0 = 0; c0 < (d); c0 += 64) {                                       \
         Lanes k;                                                                 \
         int w = (d) - c0 < 64 ? (d) - c0 : 64;                                   \
-        switch (block_lanes(w, &k)) {                                            \
-            case 1: KERNEL_CALL(1); break;                                       \
-            case 2: KERNEL_CALL(2); break;                                       \
-            case 3: KERNEL_CALL(3); break;                                       \
-            default: KERNEL_CALL(4); break;                                      \
+        switch (w == 64 ? 0 : block_lanes(w, &k)) {                              \
+            case 0: block_lanes(64, &k); KERNEL_CALL(4, 1); break;               \
+            case 1: KERNEL_CALL(1, 0); break;                                    \
+            case 2: KERNEL_CALL(2, 0); break;                                    \
+            case 3: KERNEL_CALL(3, 0); break;                                    \
+            default: KERNEL_CALL(4, 0); break;                                   \
         }                                                                        \
     }
 #endif
@@ -267,7 +285,7 @@ void mlp_sparse_forward(const MlpSparse *s, int l, float *out, const float *w2,
     const ActiveList *a = &s->lists[l];
 #ifdef __AVX512F__
     if (!portable) {
-#define CALL(NV) forward_block(out, a, w2, b2, N, d, c0, k, NV)
+#define CALL(NV, FULL) forward_block(out, a, w2, b2, N, d, c0, k, NV, FULL)
         FOR_BLOCKS(d, CALL)
 #undef CALL
         return;
@@ -296,24 +314,33 @@ static void transpose_add(float *dst, const float *src, int rows, int cols) {
 void mlp_sparse_backward(MlpSparse *s, int l, float *dX, float *dW1, float *db1, float *dW2,
                          float *db2, const float *dY, const float *X, const float *W1,
                          const float *W2, int N, int d) {
-    const ActiveList *a = &s->lists[l];
+    ActiveList *a = &s->lists[l];
     int F = s->F;
     if (!mlp_sparse_active(s, l, N) || d != s->d)
         die("mlp_sparse_backward: layer %d has no complete lists for %d rows", l, N);
+    /* dPre of each entry: with one block of columns (d <= 64) pass A writes it
+     * over the entry's value, which it has just used for the last time (the
+     * lists are consumed: a second backward of the same forward is refused);
+     * wider layers sum it over blocks in a buffer of their own */
     size_t entries = (size_t)a->start[N];
-    if (entries > s->g_cap) {   /* grows to the largest layer's entries, then reused */
-        s->g = grow(s->g, entries * sizeof *s->g);
-        s->g_cap = entries;
+    float *g = a->val;
+    if (d > 64) {
+        if (entries > s->g_cap) {   /* grows to the largest layer's entries, then reused */
+            s->g = grow(s->g, entries * sizeof *s->g);
+            s->g_cap = entries;
+        }
+        g = s->g;
     }
+    s->lists[l].consumed = 1;
     for (int n = 0; n < N; n++)
         for (int c = 0; c < d; c++) db2[c] += dY[(size_t)n * d + c];
     transpose(s->w1t, W1, d, F);
     memset(s->dw1t, 0, (size_t)F * d * sizeof(float));
-    float *g = s->g, *w1t = s->w1t, *dw1t = s->dw1t;
+    float *w1t = s->w1t, *dw1t = s->dw1t;
 #ifdef __AVX512F__
     if (!portable) {
-#define CALL_A(NV) pass_a_block(g, dW2, a, dY, W2, N, d, c0, k, NV)
-#define CALL_B(NV) pass_b_block(dX, dw1t, db1, a, g, X, w1t, N, d, c0, k, NV)
+#define CALL_A(NV, FULL) pass_a_block(g, dW2, a, dY, W2, N, d, c0, k, NV, FULL)
+#define CALL_B(NV, FULL) pass_b_block(dX, dw1t, db1, a, g, X, w1t, N, d, c0, k, NV, FULL)
         FOR_BLOCKS(d, CALL_A)
         FOR_BLOCKS(d, CALL_B)
 #undef CALL_A

@@ -112,6 +112,28 @@ static void test_auto_limit(void) {
     }
 }
 
+/* auto's early exit: 300 fully active rows first, then 1700 silent ones (15%
+ * overall, below the crossover) stop the lists once the running density
+ * shows; the same rows spread over the batch go sparse */
+static void test_auto_early(void) {
+    enum { N = 2000, F = 16 };
+    static float pre[N * F], act[N * F];
+    float bias[F] = {0};
+    for (int spread = 0; spread <= 1; spread++) {
+        for (int n = 0; n < N; n++) {
+            int on = spread ? n % 20 < 3 : n < 300;
+            for (int f = 0; f < F; f++) pre[n * F + f] = on ? 1.0f : -1.0f;
+        }
+        MlpSparse *sp = mlp_sparse_create(MLP_AUTO, 1, N, F, 16);
+        relu_count_forward_lists(act, pre, bias, 1, N, F, NULL, NULL, NULL,
+                                 mlp_sparse_lists(sp, 0, N));
+        CHECK(mlp_sparse_active(sp, 0, N) == spread, "auto, 15%% active %s: went %s",
+              spread ? "spread out" : "in the first rows",
+              mlp_sparse_active(sp, 0, N) ? "sparse" : "dense");
+        mlp_sparse_free(sp);
+    }
+}
+
 /* ---- the kernels against the dense layers ---- */
 static void test_kernels(int N, int d, int F, double rho, int portable) {
     size_t ND = (size_t)N * d, NF = (size_t)N * F, DF = (size_t)d * F;
@@ -203,11 +225,16 @@ static void test_model(double shift, const char *label) {
     }
     for (int l = 0; l < ms.L; l++) {
         double dens = mlp_sparse_density(msp.mlp, l);
-        CHECK(mlp_sparse_active(msp.mlp, l, B * ms.T), "%s: sparse layer %d stayed dense", label, l);
-        CHECK(mlp_sparse_active(mau.mlp, l, B * ms.T) == (dens <= MLP_SPARSE_CROSSOVER),
+        /* after the backward the lists are consumed: a density >= 0 says the
+         * layer's last forward went sparse */
+        int auto_sparse = mlp_sparse_density(mau.mlp, l) >= 0;
+        CHECK(dens >= 0, "%s: sparse layer %d stayed dense", label, l);
+        CHECK(!mlp_sparse_active(msp.mlp, l, B * ms.T), "%s: layer %d's lists not consumed",
+              label, l);
+        CHECK(auto_sparse == (dens <= MLP_SPARSE_CROSSOVER),
               "%s: auto layer %d at density %.3f chose wrongly", label, l, dens);
         printf("%s: layer %d density %.3f, auto %s\n", label, l, dens,
-               mlp_sparse_active(mau.mlp, l, B * ms.T) ? "sparse" : "dense");
+               auto_sparse ? "sparse" : "dense");
     }
     for (int k = 0; k < 3; k++) { free(u[k]); free_model(ms3[k]); }
 }
@@ -222,6 +249,7 @@ int main(void) {
         test_lists(4, 4, 100, 0.01, stats);
     }
     test_auto_limit();
+    test_auto_early();
     static const int shapes[][3] = {{64, 64, 256}, {37, 24, 100}, {50, 80, 33}, {9, 16, 17},
                                     {20, 130, 70}};
     static const double rhos[] = {0.5, 0.1, 0.01};
