@@ -67,7 +67,8 @@ static void load_path(Path *p, MlpKernel kind, const char *ckpt, const ModelSize
     run_state_init(&p->rs, 0);
     p->rs.trackers = xcalloc((size_t)s->L, sizeof *p->rs.trackers);
     for (int l = 0; l < s->L; l++) build_death_tracker(&p->rs.trackers[l], s->F, 100);
-    if (checkpoint_load(ckpt, s, &p->m, &p->o, &p->rs, err, sizeof err) != 0) die("%s", err);
+    if (checkpoint_load(ckpt, s, NULL, &p->m, &p->o, &p->rs, err, sizeof err) != 0)
+        die("%s", err);
     p->usage = xcalloc((size_t)s->L * usage_stride(s->F), sizeof *p->usage);
 }
 
@@ -135,7 +136,7 @@ int main(int argc, char **argv) {
     double flops = model_flops_per_token(&s) * N;
     for (int r = -1; r < reps; r++) {   /* r = -1: warm-up (first touch, list growth) */
         double f = sgemm_flops(N, s.F, s.d, ga, gb, gc);
-        sampler_fill(&smp, r + 1, 0, B, tok);
+        if (sampler_fill(&smp, r + 1, 0, B, tok, err, sizeof err) != 0) die("%s", err);
         for (int j = 0; j < NPATH; j++) {
             int k = (j + (r < 0 ? 0 : r)) % NPATH;
             if (!on[k]) continue;
