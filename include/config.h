@@ -4,7 +4,7 @@
  * Model sizes have names. Built in: S, M, P (the benchmark sizes of SPEC §6)
  * and "tiny" (for tests). A config defines more with
  *     size.NAME = L=6 d=512 h=8 F=4096 T=256 V=4096
- * and a sweep lists them:  sizes = S, M   and   seeds = 0, 1, 2
+ * and a sweep lists them:  sizes = S, M   and   seeds = 0, 1, 2 (or 0-2)
  */
 #ifndef RELUSCOPE_CONFIG_H
 #define RELUSCOPE_CONFIG_H
