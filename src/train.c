@@ -22,7 +22,27 @@
  * the job script requeues on it (EX_TEMPFAIL). */
 #define EXIT_STOPPED 75
 
-static void on_stop_signal(int sig) { (void)sig; g_stop_requested = 1; }
+/* When the first stop signal came (clock_gettime is async-signal-safe): the
+ * exit line reports how long the stop took, which KillWait/GraceTime must
+ * exceed (docs/slurm.md). */
+static struct timespec g_stop_time;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    if (!g_stop_requested) clock_gettime(CLOCK_MONOTONIC, &g_stop_time);
+    g_stop_requested = 1;
+}
+
+static void report_stop(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (g_stop_time.tv_sec == 0 && g_stop_time.tv_nsec == 0)   /* another rank's signal */
+        printf("stopped on request; checkpoints written; exit %d\n", EXIT_STOPPED);
+    else
+        printf("stopped on request %.1f s after the signal; checkpoints written; exit %d\n",
+               (double)(now.tv_sec - g_stop_time.tv_sec) +
+               1e-9 * (double)(now.tv_nsec - g_stop_time.tv_nsec), EXIT_STOPPED);
+}
 
 static void train_usage(FILE *fp) {
     fprintf(fp,
@@ -121,13 +141,16 @@ int cmd_train(int argc, char **argv) {
     const int *runs = sweep_group_runs(&plan, group, &n_runs);
     comm_split(&comm, group, rank);
     int stopped = 0;
-    for (int i = 0; i < n_runs && !stopped; i++)
+    for (int i = 0; i < n_runs && !stopped; i++) {
+        /* a stop that came while the previous run ended starts no new run */
+        if (i > 0 && comm_group_any(&comm, g_stop_requested != 0)) { stopped = 1; break; }
         stopped = train_run(&c, runs[i], &prints, &comm) == RUN_STOPPED;
+    }
     if (comm.rank == 0) sink_group_done(group);
     sink_close(plan.n_groups);
     comm_free(&comm);
     free(cmdline);
     stopped = comm_world_any(stopped);
-    if (rank == 0 && stopped) printf("stopped on request; checkpoints written; exit %d\n", EXIT_STOPPED);
+    if (rank == 0 && stopped) report_stop();
     return stopped ? EXIT_STOPPED : 0;
 }

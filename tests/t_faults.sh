@@ -159,7 +159,7 @@ case_stop_mpirun() {   # MODE: usr1 (SIGUSR1 to mpirun), term-job (SIGTERM to mp
     local last ck stopped=0
     last=$(last_logged "$log")
     ck=$(newest_checkpoint "$out" "$([ "$mode" = term-mpirun ] || echo clean)")
-    grep -q "stopped on request; checkpoints written; exit 75" "$log" && stopped=1
+    grep -q "stopped on request.*; checkpoints written; exit 75" "$log" && stopped=1
     if [ "$mode" = term-mpirun ]; then
         # Open MPI's mpirun does not forward SIGTERM: it aborts the job, signals
         # the ranks about 1 s later and SIGKILLs them 1 s after that

@@ -275,6 +275,9 @@ restarts=$(job_field "$jid" Restarts)
 grep -q 'restart=0 .*exit=75 requeue' "$run/job_history.txt" || fail "the first start did not stop with 75 and requeue: $(cat "$run/job_history.txt")"
 tail -n 1 "$run/job_history.txt" | grep -q 'exit=0' || fail "the last start did not finish: $(cat "$run/job_history.txt")"
 grep -qi 'resum' "$WORK/logs/single-$jid.out" || fail "the requeued job did not resume from its checkpoints"
+lat=$(grep -o 'stopped on request [0-9.]* s after the signal' "$WORK/logs/single-$jid.out" | head -n 1)
+[ -n "$lat" ] || fail "the stopped job's log does not say how long the stop took"
+echo "run $jid: $lat"
 own=$(env -u OPENBLAS_CORETYPE "$RS" --version | sed -n 's/^OpenBLAS kernels: //p')
 grep -q 'not using OPENBLAS_CORETYPE=Prescott from the submit environment' "$WORK/logs/single-$jid.out" \
     && grep -q "OpenBLAS kernels $own\$" "$WORK/logs/single-$jid.out" \
