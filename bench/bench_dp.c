@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     Bench b;
     memset(&b, 0, sizeof b);
     b.s = (ModelSize){"bench", atoi(argv[1]), atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
-                      atoi(argv[5]), atoi(argv[6])};
+                      atoi(argv[5]), atoi(argv[6]), .pos = POS_LEARNED};
     b.B = atoi(argv[7]);
     int rounds = argc > 8 ? atoi(argv[8]) : 5;
     if (b.B < 2 || b.B % 2 || rounds < 1 || rounds > MAX_ROUNDS) die("bench_dp: bad arguments");

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include "bench_stats.h"
+#include "activation.h"
 #include "layers.h"
 #include "metrics.h"
 #include "mlp_sparse.h"

@@ -30,6 +30,7 @@
 #include "optim.h"
 #include "rng.h"
 #include "util.h"
+#include "variant.h"
 
 #define MAX_REPS 64
 
@@ -82,7 +83,19 @@ int main(int argc, char **argv) {
         return 2;
     }
     ModelSize s = {"bench", atoi(argv[1]), atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
-                   atoi(argv[5]), atoi(argv[6])};
+                   atoi(argv[5]), atoi(argv[6]), .pos = POS_LEARNED};
+    /* BENCH_VARIANT="pos=rope act=relu2": an architecture variant (variant.h) */
+    const char *variant = getenv("BENCH_VARIANT");
+    unsigned seen = 0;
+    char why[256];
+    for (const char *p = variant ? variant : ""; *p;) {
+        size_t len = strcspn(p, " ");
+        if (len && variant_parse(&s, p, len, &seen, why, sizeof why) != 0) {
+            fprintf(stderr, "bench_model: BENCH_VARIANT: %s\n", len ? why : "?");
+            return 2;
+        }
+        p += len + (p[len] == ' ');
+    }
     int B = atoi(argv[7]), reps = argc > 8 ? atoi(argv[8]) : 5;
     int profile = argc > 9 && !strcmp(argv[9], "profile");
     if (s.L < 1 || s.d < 1 || s.h < 1 || s.d % s.h || s.F < 1 || s.T < 1 || s.V < 1 ||

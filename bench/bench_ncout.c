@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     NcoutMeta meta;
     ncout_meta_from_config(&meta, &c);
     meta.n_sizes = 1;
-    meta.sizes[0] = (ModelSize){"bench", L, 64, 1, F, 64, 256};
+    meta.sizes[0] = (ModelSize){"bench", L, 64, 1, F, 64, 256, .pos = POS_LEARNED};
     meta.n_seeds = 1; meta.seeds[0] = 0; meta.topk = 0;
     meta.steps = (long)fe * nflush * 2; meta.eval_every = 0; meta.snapshot_every = 0;
     meta.config_text = "# bench_ncout\n"; meta.version = "bench"; meta.git_commit = "bench";

@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
     }
     Bench b;
     b.s = (ModelSize){"bench", atoi(argv[1]), atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
-                      atoi(argv[5]), atoi(argv[6])};
+                      atoi(argv[5]), atoi(argv[6]), .pos = POS_LEARNED};
     b.B = atoi(argv[7]);
     int reps = argc > 8 ? atoi(argv[8]) : 5;
     double off = argc > 9 ? atof(argv[9]) : 0.1;

@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
     }
     const char *ckpt = argv[1], *glob = argv[2];
     ModelSize s = {"bench", atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
-                   atoi(argv[7]), atoi(argv[8])};
+                   atoi(argv[7]), atoi(argv[8]), .pos = POS_LEARNED};
     int B = atoi(argv[9]), reps = atoi(argv[10]);
     const char *paths = argc > 11 ? argv[11] : "dense,sparse,auto";
     if (B < 1 || reps < 1 || reps >= MAX_REPS) die("bench_step_sparse: bad B or reps (1..%d)",

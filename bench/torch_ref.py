@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """torch_ref.py — the reluscope model and training step in PyTorch, for the
 `make bench` comparison (SPEC §6: same model, batch, BLAS, thread count and
-per-step statistics).
+per-step statistics), and the reference that `tests/t_torch_ref.sh` checks the
+C program's every architecture variant against (--compare).
 
 The model is SPEC §2 exactly: tied token embedding, learned positions, pre-LN
 blocks with a fused qkv projection (+bias), causal multi-head attention (an
@@ -21,9 +22,25 @@ Single-thread sgemm FLOP/s through torch.mm (the same OpenBLAS) on the
 model's fc shape is measured between the steps, as bench_model does, so the
 two programs' ratios to their own sgemm can be compared under drifting load.
 
-usage: torch_ref.py L d h F T V B [--reps N] [--warmup N] [--shard FILE]
+The architecture variants of docs/model.md ("Variants"), with --variant
+"pos=rope tie=0 mlp_bias=0 act=relu2" (any subset): pos=none drops the position
+embedding; pos=rope turns q and k by the rotary embedding (half-split pairs
+(i, i + hs/2), theta_i = 10000^(-2i/hs)); tie=0 adds an own head lmhead [d][V];
+mlp_bias=0 drops both MLP biases; act=relu2 squares the ReLU. A unit is active
+iff its rectified pre-activation max(x, 0) is > 0, i.e. x > 0 (= g(x) > 0 in
+the C program, which never rounds g to 0 for x > 0).
+
+usage: torch_ref.py L d h F T V B [--reps N] [--warmup N] [--shard FILE] [--variant V]
 Output: '#' lines, then one line "RESULT key=value ...".
+   or: torch_ref.py --compare CHECKPOINT SHARD
+Loads a reluscope checkpoint (docs/checkpoint.md), cuts SHARD into windows of
+T+1 tokens at stride T as `reluscope eval` does, and prints the same JSON as
+`reluscope eval --json`: loss, tokens, and per layer token_use_mean,
+seq_use_mean and batch_use.
 """
+import json
+import struct
+import zlib
 import argparse
 import math
 import os
@@ -41,30 +58,64 @@ import torch.nn.functional as Fn  # noqa: E402
 QLEVELS_E4 = [0, 100, 500, 1000, 2500, 5000, 7500, 9000, 9500, 9900, 10000]
 
 
+VARIANT_KEYS = {"pos": ("learned", "none", "rope"), "tie": ("1", "0"),
+                "mlp_bias": ("1", "0"), "act": ("relu", "relu2")}   # src/variant.c
+
+
+def parse_variant(text):
+    """"pos=rope act=relu2" -> {"pos": "rope", "tie": "1", ...} (defaults filled)."""
+    v = {k: vals[0] for k, vals in VARIANT_KEYS.items()}
+    for tok in (text or "").split():
+        k, _, val = tok.partition("=")
+        if k not in VARIANT_KEYS or val not in VARIANT_KEYS[k]:
+            sys.exit("torch_ref.py: bad variant token '%s' (keys: %s)" % (tok, VARIANT_KEYS))
+        v[k] = val
+    return v
+
+
+def rope_tables(T, hs):
+    half = hs // 2
+    i = torch.arange(half, dtype=torch.float64)
+    angle = torch.arange(T, dtype=torch.float64)[:, None] * torch.pow(10000.0, -2.0 * i / hs)
+    return torch.cos(angle).float(), torch.sin(angle).float()   # [T][hs/2]
+
+
+def rope(x, cos, sin):
+    """x [B, h, T, hs]: channel pairs (i, i + hs/2) turned by t * theta_i."""
+    half = x.shape[-1] // 2
+    a, b = x[..., :half], x[..., half:]
+    return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1)
+
+
 class Block(nn.Module):
-    def __init__(self, d, h, F, L):
+    def __init__(self, d, h, F, L, variant):
         super().__init__()
         self.h = h
+        self.variant = variant
+        bias = variant["mlp_bias"] == "1"
         self.ln1 = nn.LayerNorm(d, eps=1e-5)
         self.qkv = nn.Linear(d, 3 * d)
         self.attproj = nn.Linear(d, d)
         self.ln2 = nn.LayerNorm(d, eps=1e-5)
-        self.fc = nn.Linear(d, F)
-        self.fcproj = nn.Linear(F, d)
+        self.fc = nn.Linear(d, F, bias=bias)
+        self.fcproj = nn.Linear(F, d, bias=bias)
         for lin in (self.qkv, self.fc):
             nn.init.normal_(lin.weight, 0.0, 0.02)
         for lin in (self.attproj, self.fcproj):
             nn.init.normal_(lin.weight, 0.0, 0.02 / math.sqrt(2 * L))
         for lin in (self.qkv, self.attproj, self.fc, self.fcproj):
-            nn.init.zeros_(lin.bias)
+            if lin.bias is not None:
+                nn.init.zeros_(lin.bias)
 
-    def forward(self, x, mask):
+    def forward(self, x, mask, rot):
         B, T, C = x.shape
         hs = C // self.h
         q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
         q = q.view(B, T, self.h, hs).transpose(1, 2)
         k = k.view(B, T, self.h, hs).transpose(1, 2)
         v = v.view(B, T, self.h, hs).transpose(1, 2)
+        if rot is not None:
+            q, k = rope(q, *rot), rope(k, *rot)
         sdpa = getattr(Fn, "scaled_dot_product_attention", None)
         if sdpa is not None:
             y = sdpa(q, k, v, is_causal=True)
@@ -74,29 +125,110 @@ class Block(nn.Module):
             y = torch.softmax(att, dim=-1) @ v
         y = y.transpose(1, 2).reshape(B, T, C)
         x = x + self.attproj(y)
-        a = torch.relu(self.fc(self.ln2(x)))
-        return x + self.fcproj(a), a
+        r = torch.relu(self.fc(self.ln2(x)))       # max(x, 0): its sign is "active"
+        a = r * r if self.variant["act"] == "relu2" else r
+        return x + self.fcproj(a), r
 
 
 class GPT(nn.Module):
-    def __init__(self, L, d, h, F, T, V):
+    def __init__(self, L, d, h, F, T, V, variant=None):
         super().__init__()
+        self.variant = variant = variant or parse_variant("")
         self.wte = nn.Parameter(torch.randn(V, d) * 0.02)
-        self.wpe = nn.Parameter(torch.randn(T, d) * 0.02)
-        self.blocks = nn.ModuleList(Block(d, h, F, L) for _ in range(L))
+        if variant["pos"] == "learned":
+            self.wpe = nn.Parameter(torch.randn(T, d) * 0.02)
+        self.blocks = nn.ModuleList(Block(d, h, F, L, variant) for _ in range(L))
         self.lnf = nn.LayerNorm(d, eps=1e-5)
+        if variant["tie"] == "0":
+            self.lmhead = nn.Parameter(torch.randn(d, V) * 0.02)
         self.register_buffer("mask", torch.triu(torch.ones(T, T, dtype=torch.bool), 1))
+        self.rot = rope_tables(T, d // h) if variant["pos"] == "rope" else None
 
-    def forward(self, idx, targets):
+    def forward(self, idx, targets, reduction="mean"):
         B, T = idx.shape
-        x = self.wte[idx] + self.wpe[:T]
+        x = self.wte[idx] + self.wpe[:T] if self.variant["pos"] == "learned" else self.wte[idx]
+        rot = None if self.rot is None else (self.rot[0][:T], self.rot[1][:T])
         acts = []
         for blk in self.blocks:
-            x, a = blk(x, self.mask)
+            x, a = blk(x, self.mask, rot)
             acts.append(a)
-        logits = self.lnf(x) @ self.wte.t()
-        loss = Fn.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        head = self.lmhead if self.variant["tie"] == "0" else self.wte.t()
+        logits = self.lnf(x) @ head
+        loss = Fn.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1),
+                                reduction=reduction)
         return loss, acts
+
+
+def read_checkpoint(path):
+    """The parameters, size and variant of a reluscope checkpoint (docs/checkpoint.md)."""
+    b = open(path, "rb").read()
+    version = struct.unpack_from("<I", b, 8)[0] if len(b) > 12 else 0
+    if b[:8] != b"RSCKPT01" or version not in (1, 2, 3, 4):
+        sys.exit("torch_ref.py: %s: not a reluscope checkpoint of format 1-4" % path)
+    if zlib.crc32(b[:-4]) != struct.unpack_from("<I", b, len(b) - 4)[0]:
+        sys.exit("torch_ref.py: %s: CRC mismatch" % path)
+    size = struct.unpack_from("<6i", b, 16)
+    N, = struct.unpack_from("<I", b, 132)
+    P, C = struct.unpack_from("<QQ", b, 144)
+    H = {4: 208, 3: 192}.get(version, 160)        # header bytes (docs/checkpoint.md)
+    codes = struct.unpack_from("<4I", b, 192) if version >= 4 else (0, 0, 0, 0)
+    variant = {k: VARIANT_KEYS[k][c] for k, c in zip(VARIANT_KEYS, codes)}
+    A = (H + C + 7) // 8 * 8
+    params = {}
+    for i in range(N):
+        e = A + 64 * i
+        name = b[e:e + 16].rstrip(b"\0").decode()
+        ndim, = struct.unpack_from("<I", b, e + 16)
+        shape = struct.unpack_from("<3Q", b, e + 24)[:ndim]
+        count, off = struct.unpack_from("<QQ", b, e + 48)
+        arr = np.frombuffer(b, "<f4", count, A + 64 * N + 4 * off).reshape(shape)
+        params[name] = torch.from_numpy(arr.copy())
+    return size, variant, params
+
+
+@torch.no_grad()
+def load_into(model, params):
+    """C tensors ([in][out], stacked per layer) -> the torch modules ([out][in])."""
+    model.wte.copy_(params["wte"])
+    if "wpe" in params:
+        model.wpe.copy_(params["wpe"])
+    if "lmhead" in params:
+        model.lmhead.copy_(params["lmhead"])
+    model.lnf.weight.copy_(params["lnfw"])
+    model.lnf.bias.copy_(params["lnfb"])
+    for l, blk in enumerate(model.blocks):
+        for mod, w, bname in ((blk.ln1, "ln1w", "ln1b"), (blk.ln2, "ln2w", "ln2b")):
+            mod.weight.copy_(params[w][l])
+            mod.bias.copy_(params[bname][l])
+        for lin, w, bname in ((blk.qkv, "qkvw", "qkvb"), (blk.attproj, "attprojw", "attprojb"),
+                              (blk.fc, "fcw", "fcb"), (blk.fcproj, "fcprojw", "fcprojb")):
+            lin.weight.copy_(params[w][l].t())
+            if lin.bias is not None:
+                lin.bias.copy_(params[bname][l])
+
+
+def read_windows(shard, T):
+    """Consecutive windows of T+1 tokens at stride T (as `reluscope eval`)."""
+    tok = np.fromfile(shard, dtype=np.uint16, offset=1024).astype(np.int64)
+    n = (len(tok) - 1) // T
+    return torch.stack([torch.from_numpy(tok[i * T:i * T + T + 1]) for i in range(n)])
+
+
+@torch.no_grad()
+def compare(ckpt, shard):
+    (L, d, h, F, T, V), variant, params = read_checkpoint(ckpt)
+    model = GPT(L, d, h, F, T, V, variant)
+    load_into(model, params)
+    batch = read_windows(shard, T)
+    losses, acts = model(batch[:, :T], batch[:, 1:], reduction="none")
+    layers = []
+    for a in acts:
+        on = a > 0                                              # [B, T, F]
+        layers.append({"token_use_mean": on.sum(-1).double().mean().item() / F,
+                       "seq_use_mean": on.any(1).sum(-1).double().mean().item() / F,
+                       "batch_use": on.any(1).any(0).sum().item() / F})
+    print(json.dumps({"loss": losses.double().mean().item(), "tokens": losses.numel(),
+                      "layers": layers, "variant": variant}))
 
 
 class Stats:
@@ -167,6 +299,10 @@ def model_flops_per_token(L, d, F, T, V):
 
 
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--compare":
+        torch.set_num_threads(1)
+        compare(sys.argv[2], sys.argv[3])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for k in ("L", "d", "h", "F", "T", "V", "B"):
         ap.add_argument(k, type=int)
@@ -174,11 +310,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--shard", help="llm.c token shard: the batch is its first B windows")
     ap.add_argument("--dead-window", type=int, default=100)
+    ap.add_argument("--variant", default="", help='e.g. "pos=rope act=relu2" (docs/model.md)')
     a = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     L, d, h, F, T, V, B = a.L, a.d, a.h, a.F, a.T, a.V, a.B
-    model = GPT(L, d, h, F, T, V)
+    model = GPT(L, d, h, F, T, V, parse_variant(a.variant))
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() != 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},

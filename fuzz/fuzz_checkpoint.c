@@ -12,7 +12,7 @@
 #include "util.h"
 
 /* Must match the first checkpoint seed written by gen_seeds.c. */
-static const ModelSize FIXED = {"fz1", 1, 4, 1, 4, 4, 8};
+static const ModelSize FIXED = {"fz1", 1, 4, 1, 4, 4, 8, .pos = POS_LEARNED};
 
 typedef struct { Model m; Optimizer opt; RunState rs; } Target;
 

@@ -116,10 +116,14 @@ int main(int argc, char **argv) {
     snprintf(out_root, sizeof out_root, "%s", argv[1]);
     mkdir_p(out_root);
     shards();
-    const ModelSize fz1 = {"fz1", 1, 4, 1, 4, 4, 8};      /* = FIXED in fuzz_checkpoint.c */
-    const ModelSize fz2 = {"fz2", 2, 8, 2, 8, 4, 16};
+    const ModelSize fz1 = {"fz1", 1, 4, 1, 4, 4, 8, .pos = POS_LEARNED};   /* = FIXED in fuzz_checkpoint.c */
+    const ModelSize fz2 = {"fz2", 2, 8, 2, 8, 4, 16, .pos = POS_LEARNED};
+    /* every non-default variant value at once: another tensor table */
+    const ModelSize fz3 = {"fz3", 1, 4, 2, 4, 4, 8, .pos = POS_ROPE, .untied = 1,
+                           .no_mlp_bias = 1, .act = ACT_RELU2};
     checkpoint(&fz1, OPT_ADAMW, 3, "fz1_adamw.bin");
     checkpoint(&fz2, OPT_SGD, 12, "fz2_sgd.bin");
+    checkpoint(&fz3, OPT_ADAMW, 5, "fz3_variant.bin");
     tokenizers();
     configs();
     return 0;

@@ -24,7 +24,17 @@ typedef struct {
     int F;   /* MLP hidden units */
     int T;   /* context length */
     int V;   /* vocabulary size (<= 65536: tokens are uint16) */
+    /* Architecture variants (docs/model.md, src/variant.c): written in a size
+     * definition as `pos=rope tie=0 mlp_bias=0 act=relu2`. Each field is the
+     * index of its value in the variant table; 0 everywhere = SPEC §2. */
+    int pos;          /* PosKind */
+    int untied;       /* 1: own output head lmhead[d][V] (tie=0) */
+    int no_mlp_bias;  /* 1: no fcb, fcprojb (mlp_bias=0) */
+    int act;          /* ActKind */
 } ModelSize;
+
+typedef enum { POS_LEARNED = 0, POS_NONE = 1, POS_ROPE = 2 } PosKind;
+typedef enum { ACT_RELU = 0, ACT_RELU2 = 1 } ActKind;
 
 typedef enum { SAMPLER_RANDOM = 0, SAMPLER_SEQUENTIAL = 1 } SamplerKind;
 typedef enum { OPT_ADAMW = 0, OPT_SGD = 1 } OptimizerKind;

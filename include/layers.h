@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* out[N][C] = wte[token] + wpe[t] */
+/* out[N][C] = wte[token] + wpe[t] (wpe NULL: no position embedding, and
+ * dwpe NULL in the backward) */
 void encoder_forward(float *out, const uint16_t *tokens, int row_stride,
                      const float *wte, const float *wpe, int B, int T, int C);
 void encoder_backward(float *dwte, float *dwpe, const float *dout,
@@ -42,9 +43,17 @@ void attention_forward(float *out, float *lse, const float *qkv, float *scratch,
 void attention_backward(float *dqkv, const float *dout, const float *qkv,
                         const float *lse, float *scratch, int B, int T, int C, int NH);
 
-/* dinp[N][C] = dout * (act > 0), in place allowed; dbias += Σ rows */
-void relu_backward(float *dinp, float *dbias, const float *dout, const float *act,
-                   int N, int C);
+/* Rotary position embedding (pos=rope), in place on the q and k parts of
+ * qkv[B*T][3C] (v untouched): in each head of hs channels, channel pair
+ * (i, i + hs/2) of the token at position t turns by the angle t·θ_i,
+ * θ_i = 10000^(-2i/hs) (the half-split form of GPT-NeoX, not interleaved
+ * pairs). cos, sin: [T][hs/2] from rope_tables. The backward turns dq and
+ * dk by the opposite angle (a rotation's transpose), in place on dqkv. */
+void rope_tables(float *cos_t, float *sin_t, int T, int hs);
+void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int C,
+                  int NH);
+void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int C,
+                   int NH);
 
 /* out = a + b */
 void residual_forward(float *out, const float *a, const float *b, size_t n);

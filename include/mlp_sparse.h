@@ -90,7 +90,8 @@ void mlp_sparse_forward(const MlpSparse *s, int l, float *out, const float *w2,
 
 /* The MLP's backward from dY[N][d] (the gradient at its output): dX[N][d]
  * written (= dPre · W1ᵀ); dW1 [d][F], db1 [F], dW2 [F][d], db2 [d]
- * accumulated (+=). X[N][d] is the MLP's input (ln2), W1 [d][F], W2 [F][d]. */
+ * accumulated (+=; db1, db2 NULL: a model without MLP biases). X[N][d] is
+ * the MLP's input (ln2), W1 [d][F], W2 [F][d]. */
 void mlp_sparse_backward(MlpSparse *s, int l, float *dX, float *dW1, float *db1, float *dW2,
                          float *db2, const float *dY, const float *X, const float *W1,
                          const float *W2, int N, int d);

@@ -13,12 +13,11 @@
 #include "metrics.h"
 #include "mlp_sparse.h"
 
-#define NUM_PARAM_TENSORS 16
-extern const char *const PARAM_NAMES[NUM_PARAM_TENSORS];
-
+/* Views of the parameter tensors (and of their gradients); a tensor the
+ * size's variant does not have is NULL. */
 typedef struct {
-    float *wte;       /* [V][d]   token embedding, tied to the output */
-    float *wpe;       /* [T][d]   position embedding */
+    float *wte;       /* [V][d]   token embedding; the output head unless untied */
+    float *wpe;       /* [T][d]   position embedding (pos=learned only) */
     float *ln1w;      /* [L][d] */
     float *ln1b;      /* [L][d] */
     float *qkvw;      /* [L][d][3d] */
@@ -28,12 +27,47 @@ typedef struct {
     float *ln2w;      /* [L][d] */
     float *ln2b;      /* [L][d] */
     float *fcw;       /* [L][d][F]  column f = unit f's input weights */
-    float *fcb;       /* [L][F]     b_in */
+    float *fcb;       /* [L][F]     b_in (mlp_bias=1 only) */
     float *fcprojw;   /* [L][F][d]  row f = unit f's output weights */
-    float *fcprojb;   /* [L][d] */
+    float *fcprojb;   /* [L][d]     (mlp_bias=1 only) */
     float *lnfw;      /* [d] */
     float *lnfb;      /* [d] */
+    float *lmhead;    /* [d][V]     output head (tie=0 only) */
 } ParamTensors;
+
+/* The parameter tensors, described once: allocation, init, the optimizer's
+ * weight decay and the checkpoint's tensor table all walk PARAM_SPECS. A
+ * variant adds or drops a tensor through `present`. Row order is buffer
+ * order, checkpoint order and the order of the init's random draws. */
+typedef enum { DIM_L, DIM_D, DIM_3D, DIM_F, DIM_T, DIM_V } ParamDim;
+typedef enum {
+    INIT_NORMAL,     /* N(0, 0.02) */
+    INIT_RESIDUAL,   /* N(0, 0.02/sqrt(2L)): the residual output projections */
+    INIT_ONE,        /* LayerNorm gains */
+    INIT_ZERO        /* biases */
+} ParamInit;
+typedef struct {
+    const char *name;
+    int ndim;
+    ParamDim dims[3];
+    int decay;                            /* decoupled weight decay applies */
+    ParamInit init;
+    size_t view;                          /* offsetof(ParamTensors, the view) */
+    int (*present)(const ModelSize *);    /* NULL: in every variant */
+} ParamSpec;
+
+#define NUM_PARAM_SPECS 17
+#define MAX_PARAM_TENSORS NUM_PARAM_SPECS
+extern const ParamSpec PARAM_SPECS[NUM_PARAM_SPECS];
+
+/* The tensors of size s, in order: fills spec[] with PARAM_SPECS rows,
+ * returns how many. */
+int param_tensors(const ModelSize *s, int spec[MAX_PARAM_TENSORS]);
+/* Shape of PARAM_SPECS row `spec` at size s: ndim, dims (unused ones 0). */
+int param_shape(const ModelSize *s, int spec, uint64_t dims[3]);
+uint64_t param_count(const ModelSize *s, int spec);
+/* Parameters of every present tensor. */
+uint64_t param_total(const ModelSize *s);
 
 /* Activations kept for the backward pass (N = B*T tokens of this rank). */
 typedef struct {
@@ -48,20 +82,24 @@ typedef struct {
     float *ln2;       /* [L][N][d] */
     float *ln2_mean;  /* [L][N] */
     float *ln2_rstd;  /* [L][N] */
-    float *fch;       /* [L][N][F] post-ReLU activations (ReLU done in place) */
+    float *fch;       /* [L][N][F] post-activation values (ReLU: done in place) */
     float *residual3; /* [L][N][d] */
     float *lnf;       /* [N][d] */
     float *lnf_mean;  /* [N] */
     float *lnf_rstd;  /* [N] */
     float *logits;    /* [N][V] becomes dlogits in the backward pass */
     float *losses;    /* [N] per-token cross-entropy */
+    float *fcpre;     /* [L][N][F] kept for the activation's backward if it
+                       * needs_pre (include/activation.h); else empty */
 } Activations;
 
-#define NUM_ACT_TENSORS 18
+#define NUM_ACT_TENSORS 19
 
 typedef struct {
     ModelSize cfg;
-    size_t param_sizes[NUM_PARAM_TENSORS];
+    int num_tensors;                           /* present tensors */
+    int tensor_spec[MAX_PARAM_TENSORS];        /* their PARAM_SPECS rows */
+    size_t param_sizes[MAX_PARAM_TENSORS];     /* their lengths, buffer order */
     size_t num_params;
     float *params_memory;  ParamTensors params;
     float *grads_memory;   ParamTensors grads;
@@ -69,6 +107,9 @@ typedef struct {
     float *acts_memory;    Activations acts;
     float *scratch;        /* backward scratch: see model.c */
     uint8_t *seen_scratch; /* [F] for per-sequence counting */
+    const struct Activation *act;   /* the MLP's activation (act=) */
+    float *zero_bias;      /* [F] zeros: b_in of mlp_bias=0 for the fused kernel */
+    float *rope_cos, *rope_sin;     /* [T][hs/2] rotary tables (pos=rope) */
     double mean_loss;      /* of the last forward with targets */
     MlpSparse *mlp;        /* sparse MLP state (mlp_sparse.h); NULL = dense */
 } Model;
@@ -80,11 +121,15 @@ void free_model(Model *m);
 void model_set_mlp_kernel(Model *m, MlpKernel kind);
 
 /* SPEC §2 init from the seed: N(0,0.02), residual projections
- * N(0, 0.02/sqrt(2L)), biases 0, LayerNorm gains 1. */
+ * N(0, 0.02/sqrt(2L)), biases 0, LayerNorm gains 1. The draws go in
+ * PARAM_SPECS order and a tensor the variant lacks still consumes its draws,
+ * so variants share the initial values of every tensor they have in common. */
 void model_init_params(Model *m, uint64_t seed);
 
-/* Which tensors get decoupled weight decay (the 2-D weight matrices). */
-int param_is_matrix(int tensor_index);
+/* Name of the model's k-th tensor, and whether it gets weight decay (the
+ * 2-D weight matrices do; biases and LayerNorm parameters do not). */
+const char *model_param_name(const Model *m, int k);
+int model_param_decay(const Model *m, int k);
 
 /* Forward over B sequences (tokens[b] = row of T+1: inputs 0..T-1,
  * targets 1..T; nb <= m->B). Fills acts.losses; returns the mean loss.

@@ -29,7 +29,7 @@ float clip_factor(double norm, double max_norm);
 
 /* One update of every parameter, with each gradient multiplied by gscale
  * (the clip factor) as it is read; the gradient buffer is left unchanged.
- * Weight decay applies to the 2-D weight matrices only (param_is_matrix),
+ * Weight decay applies to the 2-D weight matrices only (PARAM_SPECS .decay, model.c),
  * decoupled (AdamW). */
 void optimizer_step(Optimizer *o, Model *m, const Config *c, double lr, float gscale);
 

@@ -281,3 +281,45 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv,
                           C, lse + ((size_t)b * NH + n) * T, q, q + C, q + 2 * C, C3);
         }
 }
+
+/* ---- rotary position embedding (layers.h) ---- */
+
+void rope_tables(float *cos_t, float *sin_t, int T, int hs) {
+    int half = hs / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            double angle = t * pow(10000.0, -2.0 * i / hs);   /* in double: exact to float */
+            cos_t[(size_t)t * half + i] = (float)cos(angle);
+            sin_t[(size_t)t * half + i] = (float)sin(angle);
+        }
+}
+
+/* Turn every head of the q and k parts of B*T rows by sign·(t·θ_i). */
+static void rope_turn(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int C,
+                      int NH, float sign) {
+    int hs = C / NH, half = hs / 2;
+    for (size_t n = 0; n < (size_t)B * T; n++) {
+        size_t t = n % (size_t)T;
+        const float *cs = cos_t + t * half, *sn = sin_t + t * half;
+        float *row = qkv + n * 3 * (size_t)C;
+        for (int part = 0; part < 2 * NH; part++) {   /* q heads, then k heads */
+            float *x = row + (size_t)part * hs, *y = x + half;
+            #pragma omp simd
+            for (int i = 0; i < half; i++) {
+                float a = x[i], b = y[i], s = sign * sn[i];
+                x[i] = a * cs[i] - b * s;
+                y[i] = a * s + b * cs[i];
+            }
+        }
+    }
+}
+
+void rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int C,
+                  int NH) {
+    rope_turn(qkv, cos_t, sin_t, B, T, C, NH, 1.0f);
+}
+
+void rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int C,
+                   int NH) {
+    rope_turn(dqkv, cos_t, sin_t, B, T, C, NH, -1.0f);
+}

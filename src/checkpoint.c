@@ -20,6 +20,7 @@
 #include "record.h"
 #include "rng.h"
 #include "util.h"
+#include "variant.h"
 
 /* The format is little-endian. Header fields are packed byte by byte, but
  * the bulk arrays (floats, int64 trackers) are written straight from memory,
@@ -30,24 +31,20 @@
 #endif
 
 #define CKPT_MAGIC "RSCKPT01"
-/* Written: version 3. Read: 1 (no `born` arrays), 2 (no identity block):
+/* Written: version 4. Read: 1 (no `born` arrays), 2 (no identity block):
  * `eval` and fork_from read them, a resume refuses them (they cannot show
- * which run they belong to). */
-#define CKPT_VERSION 3u
-#define HEADER_BYTES 192u    /* version 3; versions 1-2: 160 */
-#define IDENTITY_AT 160u     /* the run's identity block (version 3), see pack_identity */
+ * which run they belong to); 3 (no variant block: the SPEC §2 model). */
+#define CKPT_VERSION 4u
+#define HEADER_BYTES 208u    /* version 4; version 3: 192; versions 1-2: 160 */
+#define IDENTITY_AT 160u     /* the run's identity block (version >= 3), see pack_identity */
+#define VARIANT_AT 192u      /* the architecture variant (version 4): one u32 per
+                              * variant key (variant.h) */
 #define TENSOR_ENTRY_BYTES 64u
 #define TENSOR_NAME_BYTES 16u
 /* Format sanity bounds (not config policy): they keep every size product of
  * a damaged or hostile header far from 64-bit overflow. */
 #define FIELD_MAX (1 << 20)
 #define VOCAB_MAX 65536
-
-/* Tensor names in checkpoint order; must match the model's PARAM_NAMES
- * (checked on every save and load, so a reordered model fails loudly). */
-static const char *const LAYOUT_NAMES[NUM_PARAM_TENSORS] = {
-    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
-    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
 
 
 /* ------------------------------------------------------------- layout */
@@ -67,31 +64,8 @@ static uint64_t get_u64(const uint8_t *p) {
 
 static uint64_t pad8(uint64_t x) { return (x + 7) & ~(uint64_t)7; }
 
-/* Shape of tensor i in terms of the size; returns ndim (dims beyond it 0). */
-static int tensor_shape(const ModelSize *s, int i, uint64_t dims[3]) {
-    uint64_t L = (uint64_t)s->L, d = (uint64_t)s->d, F = (uint64_t)s->F;
-    uint64_t T = (uint64_t)s->T, V = (uint64_t)s->V;
-    const uint64_t shapes[NUM_PARAM_TENSORS][4] = {   /* ndim, dims... */
-        {2, V, d, 0}, {2, T, d, 0}, {2, L, d, 0}, {2, L, d, 0},
-        {3, L, d, 3 * d}, {2, L, 3 * d, 0}, {3, L, d, d}, {2, L, d, 0},
-        {2, L, d, 0}, {2, L, d, 0}, {3, L, d, F}, {2, L, F, 0},
-        {3, L, F, d}, {2, L, d, 0}, {1, d, 0, 0}, {1, d, 0, 0}};
-    memcpy(dims, shapes[i] + 1, 3 * sizeof *dims);
-    return (int)shapes[i][0];
-}
-
-static uint64_t tensor_count(const ModelSize *s, int i) {
-    uint64_t dims[3], n = 1;
-    int nd = tensor_shape(s, i, dims);
-    for (int k = 0; k < nd; k++) n *= dims[k];
-    return n;
-}
-
-static uint64_t total_params(const ModelSize *s) {
-    uint64_t n = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) n += tensor_count(s, i);
-    return n;
-}
+/* The tensors, their names, shapes and order are the model's parameter
+ * table (PARAM_SPECS, model.c): param_tensors / param_shape / param_count. */
 
 /* Byte offsets of every section (docs/checkpoint.md, "Layout"). */
 typedef struct { uint64_t table, params, m, v, trackers, crc, total; } Layout;
@@ -101,13 +75,16 @@ static uint64_t tracker_block(uint64_t F, uint32_t version) {
     return 16 + (version >= 2 ? 24 : 16) * F;
 }
 
-static uint32_t header_bytes(uint32_t version) { return version >= 3 ? HEADER_BYTES : 160u; }
+static uint32_t header_bytes(uint32_t version) {
+    return version >= 4 ? HEADER_BYTES : version == 3 ? 192u : 160u;
+}
 
 static Layout layout_of(const ModelSize *s, uint64_t config_len, uint32_t version) {
     Layout o;
-    uint64_t P = total_params(s), F = (uint64_t)s->F;
+    int spec[MAX_PARAM_TENSORS];
+    uint64_t P = param_total(s), F = (uint64_t)s->F, ntensors = (uint64_t)param_tensors(s, spec);
     o.table = pad8(header_bytes(version) + config_len);
-    o.params = o.table + (uint64_t)NUM_PARAM_TENSORS * TENSOR_ENTRY_BYTES;
+    o.params = o.table + ntensors * TENSOR_ENTRY_BYTES;
     o.m = o.params + 4 * P;
     o.v = o.m + 4 * P;
     o.trackers = pad8(o.v + 4 * P);
@@ -144,11 +121,15 @@ static void pack_header(uint8_t *h, const ModelSize *ms, const Optimizer *opt,
     put_u64(h + 80, (uint64_t)rs->step);
     put_u64(h + 88, (uint64_t)rs->tokens_seen);
     for (int i = 0; i < 4; i++) put_u64(h + 96 + 8 * i, rs->rng_state[i]);
+    int spec[MAX_PARAM_TENSORS];
     put_u32(h + 128, (uint32_t)opt->kind);
-    put_u32(h + 132, NUM_PARAM_TENSORS);
+    put_u32(h + 132, (uint32_t)param_tensors(ms, spec));
     put_u64(h + 136, (uint64_t)(int64_t)opt->t);
-    put_u64(h + 144, total_params(ms));
+    put_u64(h + 144, param_total(ms));
     put_u64(h + 152, config_len);
+    uint32_t variant[NUM_VARIANT_KEYS];
+    variant_pack(ms, variant);
+    for (int i = 0; i < NUM_VARIANT_KEYS; i++) put_u32(h + VARIANT_AT + 4 * i, variant[i]);
 }
 
 /* ---- identity block (format version 2, bytes 160..191 of the header) ----
@@ -172,16 +153,18 @@ static void parse_identity(const uint8_t *h, RunIdentity *id) {
 
 static void write_tensor_table(Writer *w, const ModelSize *ms) {
     uint64_t offset = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+    int spec[MAX_PARAM_TENSORS], n = param_tensors(ms, spec);
+    for (int i = 0; i < n; i++) {
         uint8_t e[TENSOR_ENTRY_BYTES] = {0};
         uint64_t dims[3];
-        int nd = tensor_shape(ms, i, dims);
-        memcpy(e, LAYOUT_NAMES[i], strlen(LAYOUT_NAMES[i]));
+        int nd = param_shape(ms, spec[i], dims);
+        const char *name = PARAM_SPECS[spec[i]].name;
+        memcpy(e, name, strlen(name));
         put_u32(e + 16, (uint32_t)nd);
         for (int k = 0; k < 3; k++) put_u64(e + 24 + 8 * k, dims[k]);
-        put_u64(e + 48, tensor_count(ms, i));
+        put_u64(e + 48, param_count(ms, spec[i]));
         put_u64(e + 56, offset);
-        offset += tensor_count(ms, i);
+        offset += param_count(ms, spec[i]);
         w_bytes(w, e, sizeof e);
     }
 }
@@ -203,18 +186,23 @@ static void write_trackers(Writer *w, const ModelSize *ms, const RunState *rs) {
 
 /* The model must be laid out the way this format expects. */
 static int check_model_matches(const ModelSize *ms, const Model *m, char *why, size_t n) {
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        if (strcmp(PARAM_NAMES[i], LAYOUT_NAMES[i]) != 0)
+    int spec[MAX_PARAM_TENSORS], count = param_tensors(ms, spec);
+    if (m->num_tensors != count)
+        return fail_msg(why, n, "internal error: the model has %d tensors, the size implies %d",
+                        m->num_tensors, count);
+    for (int i = 0; i < count; i++) {
+        const char *name = PARAM_SPECS[spec[i]].name;
+        if (m->tensor_spec[i] != spec[i])
             return fail_msg(why, n, "internal error: model tensor %d is '%s', the checkpoint "
-                        "layout expects '%s'", i, PARAM_NAMES[i], LAYOUT_NAMES[i]);
-        if ((uint64_t)m->param_sizes[i] != tensor_count(ms, i))
+                        "layout expects '%s'", i, model_param_name(m, i), name);
+        if ((uint64_t)m->param_sizes[i] != param_count(ms, spec[i]))
             return fail_msg(why, n, "internal error: model tensor '%s' has %zu values, the size "
-                        "implies %llu", LAYOUT_NAMES[i], m->param_sizes[i],
-                        (unsigned long long)tensor_count(ms, i));
+                        "implies %llu", name, m->param_sizes[i],
+                        (unsigned long long)param_count(ms, spec[i]));
     }
-    if ((uint64_t)m->num_params != total_params(ms))
+    if ((uint64_t)m->num_params != param_total(ms))
         return fail_msg(why, n, "internal error: the model has %zu parameters, the size implies %llu",
-                    m->num_params, (unsigned long long)total_params(ms));
+                    m->num_params, (unsigned long long)param_total(ms));
     return 0;
 }
 
@@ -405,11 +393,16 @@ static int parse_header(Ckpt *k, char *why, size_t n) {
     k->opt_kind = get_u32(h + 128);
     k->opt_t = (int64_t)get_u64(h + 136);
     k->config_len = get_u64(h + 152);
-    if (get_u32(h + 132) != NUM_PARAM_TENSORS)
-        return fail_msg(why, n, "%u tensors, expected %d", get_u32(h + 132), NUM_PARAM_TENSORS);
-    if (get_u64(h + 144) != total_params(s))
+    uint32_t variant[NUM_VARIANT_KEYS] = {0};   /* before version 4: the SPEC §2 model */
+    for (int i = 0; i < NUM_VARIANT_KEYS && k->version >= 4; i++)
+        variant[i] = get_u32(h + VARIANT_AT + 4 * i);
+    if (variant_unpack(s, variant, why, n) != 0 || variant_check(s, why, n) != 0) return -1;
+    int spec[MAX_PARAM_TENSORS], count = param_tensors(s, spec);
+    if (get_u32(h + 132) != (uint32_t)count)
+        return fail_msg(why, n, "%u tensors, expected %d", get_u32(h + 132), count);
+    if (get_u64(h + 144) != param_total(s))
         return fail_msg(why, n, "parameter count %llu does not match the size's %llu",
-                    (unsigned long long)get_u64(h + 144), (unsigned long long)total_params(s));
+                    (unsigned long long)get_u64(h + 144), (unsigned long long)param_total(s));
     if (k->opt_kind > OPT_SGD) return fail_msg(why, n, "unknown optimizer kind %u", k->opt_kind);
     if (k->version >= 3) parse_identity(h, &k->id);
     else memset(&k->id, 0, sizeof k->id), k->id.steps = INT64_MAX;   /* no bound known */
@@ -428,17 +421,18 @@ static int parse_header(Ckpt *k, char *why, size_t n) {
 /* The tensor table and the tracker header must say what the size implies. */
 static int check_tables(const Ckpt *k, char *why, size_t n) {
     uint64_t offset = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+    int spec[MAX_PARAM_TENSORS], count = param_tensors(&k->size, spec);
+    for (int i = 0; i < count; i++) {
         const uint8_t *e = k->map + k->o.table + (uint64_t)i * TENSOR_ENTRY_BYTES;
-        uint64_t dims[3];
-        uint32_t nd = (uint32_t)tensor_shape(&k->size, i, dims);
-        int ok = strncmp((const char *)e, LAYOUT_NAMES[i], TENSOR_NAME_BYTES) == 0 &&
-                 get_u32(e + 16) == nd && get_u64(e + 48) == tensor_count(&k->size, i) &&
-                 get_u64(e + 56) == offset;
+        const char *name = PARAM_SPECS[spec[i]].name;
+        uint64_t dims[3], values = param_count(&k->size, spec[i]);
+        uint32_t nd = (uint32_t)param_shape(&k->size, spec[i], dims);
+        int ok = strncmp((const char *)e, name, TENSOR_NAME_BYTES) == 0 &&
+                 get_u32(e + 16) == nd && get_u64(e + 48) == values && get_u64(e + 56) == offset;
         for (int d = 0; d < 3; d++) ok = ok && get_u64(e + 24 + 8 * d) == dims[d];
         if (!ok) return fail_msg(why, n, "tensor table entry %d does not describe '%s' of this size",
-                             i, LAYOUT_NAMES[i]);
-        offset += tensor_count(&k->size, i);
+                             i, name);
+        offset += values;
     }
     const uint8_t *t = k->map + k->o.trackers;
     if (get_u32(t) != (uint32_t)k->size.L || get_u32(t + 4) != (uint32_t)k->size.F)
@@ -451,7 +445,7 @@ static int check_tables(const Ckpt *k, char *why, size_t n) {
  * crafted with a valid CRC must not feed NaN moments, negative counts or
  * future firing steps into training (UB and silently wrong numbers). */
 static int check_contents(const Ckpt *k, char *why, size_t n) {
-    uint64_t P = total_params(&k->size);
+    uint64_t P = param_total(&k->size);
     const float *p = (const float *)(k->map + k->o.params);   /* params, m, v back to back */
     for (uint64_t i = 0; i < 3 * P; i++)
         if (!isfinite(p[i]) || (i >= 2 * P && p[i] < 0.0f))
@@ -494,7 +488,7 @@ static int check_run(const Ckpt *k, const RunExpect *w, char *why, size_t n) {
         char what[400] = "a key that changes results, or the size, differs";
         if (w->config_text && k->config_len < (1u << 24)) {   /* name the key */
             char *stored = xmalloc((size_t)k->config_len + 1), d[400];
-            memcpy(stored, k->map + HEADER_BYTES, (size_t)k->config_len);
+            memcpy(stored, k->map + header_bytes(k->version), (size_t)k->config_len);
             stored[k->config_len] = '\0';
             if (config_text_diff(stored, w->config_text, 1, d, sizeof d))
                 snprintf(what, sizeof what, "%s", d);
@@ -606,6 +600,13 @@ static int check_destination(const Ckpt *k, const ModelSize *ms, const Model *m,
         return fail_msg(why, n, "checkpoint is for size L=%d d=%d h=%d F=%d T=%d V=%d but the run "
                     "is L=%d d=%d h=%d F=%d T=%d V=%d", f->L, f->d, f->h, f->F, f->T, f->V,
                     ms->L, ms->d, ms->h, ms->F, ms->T, ms->V);
+    if (!variant_same(f, ms)) {
+        char mine[128], theirs[128];
+        variant_format(f, 1, theirs, sizeof theirs);
+        variant_format(ms, 1, mine, sizeof mine);
+        return fail_msg(why, n, "checkpoint is for the variant%s but the run's size '%s' is%s",
+                        theirs, ms->name, mine);
+    }
     if (check_model_matches(ms, m, why, n) != 0) return -1;
     if (opt && opt->n != m->num_params)
         return fail_msg(why, n, "internal error: the optimizer holds %zu values for %zu parameters",

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include "record.h"
+#include "variant.h"
 
 /* Sanity cap on d, h, F and T: keeps every tensor size product far from
  * 64-bit overflow and catches typos such as an extra zero or two. */
@@ -115,10 +116,10 @@ const ConfigKey *config_keys(int *count) {
 }
 
 static const ModelSize BUILTIN_SIZES[] = {
-    {"tiny", 2, 64, 4, 256, 64, 256},
-    {"S", 4, 128, 4, 512, 128, 256},
-    {"M", 6, 256, 8, 1024, 256, 4096},
-    {"P", 6, 512, 8, 4096, 256, 4096},
+    {"tiny", 2, 64, 4, 256, 64, 256, .pos = POS_LEARNED},
+    {"S", 4, 128, 4, 512, 128, 256, .pos = POS_LEARNED},
+    {"M", 6, 256, 8, 1024, 256, 4096, .pos = POS_LEARNED},
+    {"P", 6, 512, 8, 4096, 256, 4096, .pos = POS_LEARNED},
 };
 
 
@@ -176,7 +177,7 @@ static int check_size_fields(const ModelSize *s, char *why, size_t n) {
             return fail_msg(why, n, "%c=%d exceeds %d", names[i], v[i], SIZE_FIELD_MAX);
     if (s->d % s->h != 0)
         return fail_msg(why, n, "d=%d is not a multiple of h=%d", s->d, s->h);
-    return 0;
+    return variant_check(s, why, n);
 }
 
 /* Parses one "X=N" token of a size definition into the matching field. */
@@ -184,8 +185,8 @@ static int size_token(const char *tok, size_t len, int *fields, char *why, size_
     static const char names[] = "LdhFTV";
     const char *p = strchr(names, tok[0]);
     if (len < 3 || tok[1] != '=' || !p || tok[0] == '\0')
-        return fail_msg(why, n, "'%.*s' is not FIELD=INTEGER with FIELD one of L d h F T V",
-                    (int)len, tok);
+        return fail_msg(why, n, "'%.*s' is not FIELD=INTEGER with FIELD one of L d h F T V, "
+                    "nor a variant key (pos tie mlp_bias act)", (int)len, tok);
     int idx = (int)(p - names);
     if (fields[idx] != 0) return fail_msg(why, n, "field %c given twice", tok[0]);
     char buf[32];
@@ -201,15 +202,18 @@ static int size_token(const char *tok, size_t len, int *fields, char *why, size_
     return 0;
 }
 
-/* "L=.. d=.. h=.. F=.. T=.. V=.." (any order, spaces or commas between). */
+/* "L=.. d=.. h=.. F=.. T=.. V=.." then any variant keys (pos=rope ...), in
+ * any order, spaces or commas between. */
 static int parse_size_spec(const char *spec, ModelSize *s, char *why, size_t n) {
     int fields[6] = {0};
+    unsigned variants_seen = 0;
     const char *p = spec;
     for (;;) {
         while (*p && (isspace((unsigned char)*p) || *p == ',')) p++;
         if (!*p) break;
         size_t len = strcspn(p, " \t,");
-        if (size_token(p, len, fields, why, n) != 0) return -1;
+        int v = variant_parse(s, p, len, &variants_seen, why, n);
+        if (v < 0 || (v == 1 && size_token(p, len, fields, why, n) != 0)) return -1;
         p += len;
     }
     for (int i = 0; i < 6; i++)
@@ -711,6 +715,9 @@ static int validate_cross(const Config *c, char *err, size_t errlen) {
         if (c->eval_every > 0 && c->eval_tokens % s->T != 0)
             return fail_msg(err, errlen, "key 'eval_tokens': %ld is not a multiple of T = %d of "
                         "size '%s' (or set eval_every = 0)", c->eval_tokens, s->T, s->name);
+        if (c->debug_kill_step >= 0 && s->no_mlp_bias)   /* it plants death through b_in */
+            return fail_msg(err, errlen, "key 'debug_kill_step': size '%s' has no MLP bias "
+                        "(mlp_bias=0) to plant a death in", s->name);
     }
     if (c->eval_every > 0 && c->val_data[0] != '\0' && c->eval_tokens == 0)
         return fail_msg(err, errlen, "key 'eval_tokens': must be positive when eval_every > 0 "

@@ -6,6 +6,7 @@
 #include "config.h"
 #include <stdlib.h>
 #include <string.h>
+#include "variant.h"
 
 /* Room for any one value: a path (quoted) or a list of 64 seeds. */
 #define VALUE_MAX (RS_PATH_MAX + 2048)
@@ -47,9 +48,13 @@ void config_key_text(const Config *c, const ConfigKey *k, char *out, size_t n) {
     }
 }
 
-/* "L=.. d=.. h=.. F=.. T=.. V=.." */
+/* "L=.. d=.. h=.. F=.. T=.. V=.." and the non-default variant keys
+ * ("pos=rope ..."): nothing more for the SPEC §2 model, so its text is as before */
 static void shape_text(const ModelSize *s, char *out, size_t n) {
-    snprintf(out, n, "L=%d d=%d h=%d F=%d T=%d V=%d", s->L, s->d, s->h, s->F, s->T, s->V);
+    char variants[128];
+    variant_format(s, 0, variants, sizeof variants);
+    snprintf(out, n, "L=%d d=%d h=%d F=%d T=%d V=%d%s", s->L, s->d, s->h, s->F, s->T, s->V,
+             variants);
 }
 
 static int is_grid(const ConfigKey *k) { return k->type == K_SIZES || k->type == K_SEEDS; }

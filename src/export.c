@@ -16,6 +16,7 @@
 #include "eval.h"
 #include "model.h"
 #include "util.h"
+#include "variant.h"
 
 #define EXPORT_FORMAT 1
 
@@ -50,14 +51,19 @@ static int write_manifest(const char *path, const Model *m, uint64_t seed, int64
         " \"size\": {\"L\": %d, \"d\": %d, \"h\": %d, \"F\": %d, \"T\": %d, \"V\": %d, \"name\": ",
         EXPORT_FORMAT, s->L, s->d, s->h, s->F, s->T, s->V) < 0;
     json_string(s->name, af.fp);                  /* config.h */
+    /* the architecture variant, every key (docs/model.md "Variants") */
+    bad = bad || fprintf(af.fp, "},\n \"variant\": {") < 0;
+    for (int i = 0; i < NUM_VARIANT_KEYS && !bad; i++)
+        bad = fprintf(af.fp, "%s\"%s\": \"%s\"", i ? ", " : "", variant_key(i),
+                      variant_value_name(i, variant_value(s, i))) < 0;
     bad = bad || fprintf(af.fp, "},\n \"seed\": %llu, \"step\": %lld, \"num_params\": %zu,\n"
                          " \"dtype\": \"float32\", \"byte_order\": \"%s\",\n \"tensors\": [",
                          (unsigned long long)seed, (long long)step, m->num_params,
                          little_endian() ? "little" : "big") < 0;
     size_t offset = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS && !bad; i++) {
+    for (int i = 0; i < m->num_tensors && !bad; i++) {
         bad = fprintf(af.fp, "%s\n  {\"name\": \"%s\", \"offset\": %zu, \"count\": %zu}", i ? "," : "",
-                      PARAM_NAMES[i], offset, m->param_sizes[i]) < 0;
+                      model_param_name(m, i), offset, m->param_sizes[i]) < 0;
         offset += m->param_sizes[i];
     }
     bad = bad || fprintf(af.fp, "]}\n") < 0 || fflush(af.fp) != 0 || ferror(af.fp);

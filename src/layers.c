@@ -17,6 +17,7 @@ void encoder_forward(float *out, const uint16_t *tokens, int row_stride,
         for (int t = 0; t < T; t++) {
             float *o = out + ((size_t)b * T + t) * C;
             const float *we = wte + (size_t)tokens[(size_t)b * row_stride + t] * C;
+            if (!wpe) { memcpy(o, we, (size_t)C * sizeof *o); continue; }
             const float *wp = wpe + (size_t)t * C;
             for (int c = 0; c < C; c++) o[c] = we[c] + wp[c];
         }
@@ -28,6 +29,10 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout,
         for (int t = 0; t < T; t++) {
             const float *d = dout + ((size_t)b * T + t) * C;
             float *we = dwte + (size_t)tokens[(size_t)b * row_stride + t] * C;
+            if (!dwpe) {
+                for (int c = 0; c < C; c++) we[c] += d[c];
+                continue;
+            }
             float *wp = dwpe + (size_t)t * C;
             for (int c = 0; c < C; c++) { we[c] += d[c]; wp[c] += d[c]; }
         }
@@ -102,19 +107,6 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
     for (int n = 0; n < N; n++) {
         const float *d = dout + (size_t)n * OC;
         for (int c = 0; c < OC; c++) dbias[c] += d[c];
-    }
-}
-
-void relu_backward(float *dinp, float *dbias, const float *dout, const float *act,
-                   int N, int C) {
-    for (int n = 0; n < N; n++) {
-        const float *d = dout + (size_t)n * C, *a = act + (size_t)n * C;
-        float *di = dinp + (size_t)n * C;
-        for (int c = 0; c < C; c++) {
-            float g = a[c] > 0.0f ? d[c] : 0.0f;
-            di[c] = g;
-            dbias[c] += g;
-        }
     }
 }
 

@@ -158,7 +158,7 @@ static void pass_b_portable(float *dX, float *dw1t, float *db1, const ActiveList
             int f = a->unit[e];
             const float *wt = w1t + (size_t)f * d;
             float *gt = dw1t + (size_t)f * d, gg = g[e];
-            db1[f] += gg;
+            if (db1) db1[f] += gg;
             for (int c = 0; c < d; c++) {
                 dx[c] += gg * wt[c];
                 gt[c] += gg * x[c];
@@ -238,7 +238,7 @@ KERNEL void pass_b_block(float *dX, float *dw1t, float *db1, const ActiveList *a
             const float *wt = w1t + (size_t)f * d + c0;
             float *gt = dw1t + (size_t)f * d + c0;
             __m512 gg = _mm512_set1_ps(g[e]);
-            if (c0 == 0) db1[f] += g[e];
+            if (c0 == 0 && db1) db1[f] += g[e];
             for (int v = 0; v < NV; v++) {
                 dx[v] = _mm512_fmadd_ps(gg, LD(k.m[v], wt + 16 * v), dx[v]);
                 ST(gt + 16 * v, k.m[v], _mm512_fmadd_ps(gg, x[v], LD(k.m[v], gt + 16 * v)));
@@ -332,7 +332,7 @@ void mlp_sparse_backward(MlpSparse *s, int l, float *dX, float *dW1, float *db1,
         g = s->g;
     }
     s->lists[l].consumed = 1;
-    for (int n = 0; n < N; n++)
+    for (int n = 0; db2 && n < N; n++)   /* db1, db2 NULL: no MLP biases (mlp_bias=0) */
         for (int c = 0; c < d; c++) db2[c] += dY[(size_t)n * d + c];
     transpose(s->w1t, W1, d, F);
     memset(s->dw1t, 0, (size_t)F * d * sizeof(float));

@@ -1,38 +1,91 @@
-/* model.c — build/free, init, forward and backward of the ReLU transformer.
- * Parameters, gradients and activations are each one allocation with named
- * views; the layer math lives in layers.c. */
+/* model.c — the parameter table, build/free, init, forward and backward of
+ * the transformer and its variants (docs/model.md). Parameters, gradients and
+ * activations are each one allocation with named views; the layer math lives
+ * in layers.c and attention.c, the MLP activation behind activation.h. */
 #include "model.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "activation.h"
 #include "layers.h"
 #include "rng.h"
 #include "util.h"
 
-const char *const PARAM_NAMES[NUM_PARAM_TENSORS] = {
-    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
-    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
+#define VIEW(field) offsetof(ParamTensors, field)
+static int learned_pos(const ModelSize *s) { return s->pos == POS_LEARNED; }
+static int mlp_bias(const ModelSize *s) { return !s->no_mlp_bias; }
+static int untied(const ModelSize *s) { return s->untied; }
 
-static void param_sizes(size_t *s, const ModelSize *c) {
-    size_t L = c->L, d = c->d, F = c->F;
-    size_t sizes[NUM_PARAM_TENSORS] = {
-        (size_t)c->V * d, (size_t)c->T * d, L * d, L * d, L * d * 3 * d, L * 3 * d,
-        L * d * d, L * d, L * d, L * d, L * d * F, L * F, L * F * d, L * d, d, d};
-    memcpy(s, sizes, sizeof sizes);
+const ParamSpec PARAM_SPECS[NUM_PARAM_SPECS] = {
+    /* name       ndim  dims                     decay init           view            present */
+    {"wte",      2, {DIM_V, DIM_D},          1, INIT_NORMAL,   VIEW(wte),      NULL},
+    {"wpe",      2, {DIM_T, DIM_D},          1, INIT_NORMAL,   VIEW(wpe),      learned_pos},
+    {"ln1w",     2, {DIM_L, DIM_D},          0, INIT_ONE,      VIEW(ln1w),     NULL},
+    {"ln1b",     2, {DIM_L, DIM_D},          0, INIT_ZERO,     VIEW(ln1b),     NULL},
+    {"qkvw",     3, {DIM_L, DIM_D, DIM_3D},  1, INIT_NORMAL,   VIEW(qkvw),     NULL},
+    {"qkvb",     2, {DIM_L, DIM_3D},         0, INIT_ZERO,     VIEW(qkvb),     NULL},
+    {"attprojw", 3, {DIM_L, DIM_D, DIM_D},   1, INIT_RESIDUAL, VIEW(attprojw), NULL},
+    {"attprojb", 2, {DIM_L, DIM_D},          0, INIT_ZERO,     VIEW(attprojb), NULL},
+    {"ln2w",     2, {DIM_L, DIM_D},          0, INIT_ONE,      VIEW(ln2w),     NULL},
+    {"ln2b",     2, {DIM_L, DIM_D},          0, INIT_ZERO,     VIEW(ln2b),     NULL},
+    {"fcw",      3, {DIM_L, DIM_D, DIM_F},   1, INIT_NORMAL,   VIEW(fcw),      NULL},
+    {"fcb",      2, {DIM_L, DIM_F},          0, INIT_ZERO,     VIEW(fcb),      mlp_bias},
+    {"fcprojw",  3, {DIM_L, DIM_F, DIM_D},   1, INIT_RESIDUAL, VIEW(fcprojw),  NULL},
+    {"fcprojb",  2, {DIM_L, DIM_D},          0, INIT_ZERO,     VIEW(fcprojb),  mlp_bias},
+    {"lnfw",     1, {DIM_D},                 0, INIT_ONE,      VIEW(lnfw),     NULL},
+    {"lnfb",     1, {DIM_D},                 0, INIT_ZERO,     VIEW(lnfb),     NULL},
+    {"lmhead",   2, {DIM_D, DIM_V},          1, INIT_NORMAL,   VIEW(lmhead),   untied},
+};
+
+int param_tensors(const ModelSize *s, int spec[MAX_PARAM_TENSORS]) {
+    int n = 0;
+    for (int i = 0; i < NUM_PARAM_SPECS; i++)
+        if (!PARAM_SPECS[i].present || PARAM_SPECS[i].present(s)) spec[n++] = i;
+    return n;
 }
 
-/* Point the NUM_PARAM_TENSORS views of t into one buffer, in order. */
-static void point_params(ParamTensors *t, float *mem, const size_t *sizes) {
-    float **views[NUM_PARAM_TENSORS] = {
-        &t->wte, &t->wpe, &t->ln1w, &t->ln1b, &t->qkvw, &t->qkvb, &t->attprojw,
-        &t->attprojb, &t->ln2w, &t->ln2b, &t->fcw, &t->fcb, &t->fcprojw, &t->fcprojb,
-        &t->lnfw, &t->lnfb};
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) { *views[i] = mem; mem += sizes[i]; }
+int param_shape(const ModelSize *s, int spec, uint64_t dims[3]) {
+    const ParamSpec *p = &PARAM_SPECS[spec];
+    for (int k = 0; k < 3; k++) {
+        uint64_t v = 0;
+        if (k < p->ndim) switch (p->dims[k]) {
+            case DIM_L: v = (uint64_t)s->L; break;
+            case DIM_D: v = (uint64_t)s->d; break;
+            case DIM_3D: v = 3 * (uint64_t)s->d; break;
+            case DIM_F: v = (uint64_t)s->F; break;
+            case DIM_T: v = (uint64_t)s->T; break;
+            case DIM_V: v = (uint64_t)s->V; break;
+        }
+        dims[k] = v;
+    }
+    return p->ndim;
 }
 
-int param_is_matrix(int i) {
-    return i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12;
+uint64_t param_count(const ModelSize *s, int spec) {
+    uint64_t dims[3], n = 1;
+    int nd = param_shape(s, spec, dims);
+    for (int k = 0; k < nd; k++) n *= dims[k];
+    return n;
+}
+
+uint64_t param_total(const ModelSize *s) {
+    int spec[MAX_PARAM_TENSORS], n = param_tensors(s, spec);
+    uint64_t total = 0;
+    for (int k = 0; k < n; k++) total += param_count(s, spec[k]);
+    return total;
+}
+
+const char *model_param_name(const Model *m, int k) { return PARAM_SPECS[m->tensor_spec[k]].name; }
+int model_param_decay(const Model *m, int k) { return PARAM_SPECS[m->tensor_spec[k]].decay; }
+
+/* Point the views of m's tensors into one buffer, in order (absent ones stay NULL). */
+static void point_params(const Model *m, ParamTensors *t, float *mem) {
+    memset(t, 0, sizeof *t);
+    for (int k = 0; k < m->num_tensors; k++) {
+        *(float **)(void *)((char *)t + PARAM_SPECS[m->tensor_spec[k]].view) = mem;
+        mem += m->param_sizes[k];
+    }
 }
 
 static size_t act_sizes(size_t *s, const ModelSize *c, int B) {
@@ -40,7 +93,8 @@ static size_t act_sizes(size_t *s, const ModelSize *c, int B) {
     size_t sizes[NUM_ACT_TENSORS] = {
         N * d, L * N * d, L * N, L * N, L * N * 3 * d, L * N * d,
         L * B * c->h * (size_t)c->T, L * N * d, L * N * d, L * N, L * N,
-        L * N * F, L * N * d, N * d, N, N, N * (size_t)c->V, N};
+        L * N * F, L * N * d, N * d, N, N, N * (size_t)c->V, N,
+        activation_of(c->act)->needs_pre ? L * N * F : 0};
     size_t total = 0;
     for (int i = 0; i < NUM_ACT_TENSORS; i++) { s[i] = sizes[i]; total += sizes[i]; }
     return total;
@@ -50,7 +104,7 @@ static void point_acts(Activations *a, float *mem, const size_t *sizes) {
     float **views[NUM_ACT_TENSORS] = {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att_lse,
         &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->residual3,
-        &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->losses};
+        &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->losses, &a->fcpre};
     for (int i = 0; i < NUM_ACT_TENSORS; i++) { *views[i] = mem; mem += sizes[i]; }
 }
 
@@ -70,18 +124,31 @@ void build_model(Model *m, const ModelSize *cfg, int B) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->B = B;
-    param_sizes(m->param_sizes, cfg);
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) m->num_params += m->param_sizes[i];
+    m->act = activation_of(cfg->act);
+    if (!m->act) die("internal error: no activation number %d", cfg->act);
+    m->num_tensors = param_tensors(cfg, m->tensor_spec);
+    for (int k = 0; k < m->num_tensors; k++) {
+        m->param_sizes[k] = (size_t)param_count(cfg, m->tensor_spec[k]);
+        m->num_params += m->param_sizes[k];
+    }
     m->params_memory = xaligned_alloc(m->num_params * sizeof(float));
     m->grads_memory = xaligned_alloc(m->num_params * sizeof(float));
-    point_params(&m->params, m->params_memory, m->param_sizes);
-    point_params(&m->grads, m->grads_memory, m->param_sizes);
+    point_params(m, &m->params, m->params_memory);
+    point_params(m, &m->grads, m->grads_memory);
     size_t asz[NUM_ACT_TENSORS];
     size_t total = act_sizes(asz, cfg, B);
     m->acts_memory = xaligned_alloc(total * sizeof(float));
     point_acts(&m->acts, m->acts_memory, asz);
     m->scratch = xaligned_alloc(scratch_floats(cfg, B) * sizeof(float));
     m->seen_scratch = xcalloc((size_t)cfg->F, 1);
+    if (cfg->no_mlp_bias) m->zero_bias = xcalloc((size_t)cfg->F, sizeof(float));
+    if (cfg->pos == POS_ROPE) {
+        int hs = cfg->d / cfg->h;
+        size_t n = (size_t)cfg->T * (hs / 2) + 1;
+        m->rope_cos = xmalloc(n * sizeof(float));
+        m->rope_sin = xmalloc(n * sizeof(float));
+        rope_tables(m->rope_cos, m->rope_sin, cfg->T, hs);
+    }
 }
 
 void free_model(Model *m) {
@@ -91,6 +158,9 @@ void free_model(Model *m) {
     free(m->scratch);
     free(m->seen_scratch);
     mlp_sparse_free(m->mlp);
+    free(m->zero_bias);
+    free(m->rope_cos);
+    free(m->rope_sin);
     memset(m, 0, sizeof *m);
 }
 
@@ -105,18 +175,33 @@ void model_init_params(Model *m, uint64_t seed) {
     rng_seed(&rng, seed, 0x1417);   /* stream 0x1417: parameter init */
     float resid_std = 0.02f / sqrtf(2.0f * c->L);
     float *p = m->params_memory;
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        size_t n = m->param_sizes[i];
-        int is_gain = (i == 2 || i == 8 || i == 14);
-        float std = (i == 6 || i == 12) ? resid_std : 0.02f;
+    int k = 0;   /* next tensor of the model */
+    for (int i = 0; i < NUM_PARAM_SPECS; i++) {
+        const ParamSpec *s = &PARAM_SPECS[i];
+        int here = k < m->num_tensors && m->tensor_spec[k] == i;
+        size_t n = (size_t)param_count(c, i);
+        float std = s->init == INIT_RESIDUAL ? resid_std : 0.02f;
+        int random = s->init == INIT_NORMAL || s->init == INIT_RESIDUAL;
+        if (!here) {   /* absent in this variant: its draws are skipped over */
+            for (size_t j = 0; random && j < n; j++) (void)rng_normal(&rng);
+            continue;
+        }
         for (size_t j = 0; j < n; j++)
-            p[j] = param_is_matrix(i) ? std * rng_normal(&rng) : (is_gain ? 1.0f : 0.0f);
+            p[j] = random ? std * rng_normal(&rng) : (s->init == INIT_ONE ? 1.0f : 0.0f);
         p += n;
+        k++;
     }
 }
 
 void model_zero_grad(Model *m) {
     memset(m->grads_memory, 0, m->num_params * sizeof(float));
+}
+
+/* Layer l's MLP projection and backward take the sparse path (mlp_sparse.h):
+ * only behind an activation whose backward is ReLU's (the path computes
+ * ReLU's derivative itself), when its last forward built complete lists. */
+static int sparse_layer(const Model *m, int l, int N) {
+    return m->act->sparse_ok && mlp_sparse_active(m->mlp, l, N);
 }
 
 /* One transformer block, forward: residual -> residual3[l]. */
@@ -130,27 +215,32 @@ static void block_forward(Model *m, int l, const float *residual, int nb,
     float *ln1 = a->ln1 + l * ND, *qkv = a->qkv + l * ND * 3, *atty = a->atty + l * ND;
     float *res2 = a->residual2 + l * ND, *ln2 = a->ln2 + l * ND;
     float *fch = a->fch + l * NF, *res3 = a->residual3 + l * ND;
+    /* the fc output goes where the activation's backward will read it */
+    float *pre = m->act->needs_pre ? a->fcpre + l * NF : fch;
     float *att_lse = a->att_lse + (size_t)l * m->B * c->h * T;
     float *tmp = m->scratch;   /* [N][d] projection outputs before the residual add */
 
     layernorm_forward(ln1, a->ln1_mean + l * Nn, a->ln1_rstd + l * Nn, residual,
                       p->ln1w + l * d, p->ln1b + l * d, N, d);
     matmul_forward(qkv, ln1, p->qkvw + (size_t)l * d * 3 * d, p->qkvb + l * 3 * d, N, d, 3 * d);
+    if (c->pos == POS_ROPE) rope_forward(qkv, m->rope_cos, m->rope_sin, nb, T, d, c->h);
     attention_forward(atty, att_lse, qkv, attention_scratch(m), nb, T, d, c->h);
-    matmul_forward(tmp, atty, p->attprojw + (size_t)l * d * d, p->attprojb + l * d, N, d, d);
+    matmul_forward(tmp, atty, p->attprojw + (size_t)l * d * d,
+                   p->attprojb + l * d, N, d, d);
     residual_forward(res2, residual, tmp, (size_t)N * d);
     layernorm_forward(ln2, a->ln2_mean + l * Nn, a->ln2_rstd + l * Nn, res2,
                       p->ln2w + l * d, p->ln2b + l * d, N, d);
-    matmul_forward(fch, ln2, p->fcw + (size_t)l * d * F, NULL, N, d, F);
-    /* bias + ReLU + sparsity counting in one sweep, in place; for the sparse
-     * MLP path also the per-token lists of active units */
-    relu_count_forward_lists(fch, fch, p->fcb + (size_t)l * F, nb, T, F, counts, stats,
-                             m->seen_scratch, mlp_sparse_lists(m->mlp, l, N));
-    if (mlp_sparse_active(m->mlp, l, N))
-        mlp_sparse_forward(m->mlp, l, tmp, p->fcprojw + (size_t)l * F * d,
-                           p->fcprojb + l * d, N, d);
+    matmul_forward(pre, ln2, p->fcw + (size_t)l * d * F, NULL, N, d, F);
+    /* bias + activation + sparsity counting (ReLU: one fused sweep, in place,
+     * which also builds the sparse MLP path's per-token lists of active units) */
+    const float *b_in = p->fcb ? p->fcb + (size_t)l * F : m->zero_bias;
+    const float *b_out = p->fcprojb ? p->fcprojb + l * d : NULL;
+    ActiveList *lists = m->act->sparse_ok ? mlp_sparse_lists(m->mlp, l, N) : NULL;
+    m->act->forward(fch, pre, b_in, nb, T, F, counts, stats, m->seen_scratch, lists);
+    if (sparse_layer(m, l, N))
+        mlp_sparse_forward(m->mlp, l, tmp, p->fcprojw + (size_t)l * F * d, b_out, N, d);
     else
-        matmul_forward(tmp, fch, p->fcprojw + (size_t)l * F * d, p->fcprojb + l * d, N, F, d);
+        matmul_forward(tmp, fch, p->fcprojw + (size_t)l * F * d, b_out, N, F, d);
     residual_forward(res3, res2, tmp, (size_t)N * d);
 }
 
@@ -176,9 +266,11 @@ double model_forward(Model *m, const uint16_t *tokens, int nb,
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (L - 1) * ND,
                       m->params.lnfw, m->params.lnfb, N, d);
-    /* logits[N][V] = lnf · wteᵀ (tied embedding) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->V, d, 1.0f, a->lnf, d,
-                m->params.wte, d, 0.0f, a->logits, c->V);
+    if (c->untied)   /* logits[N][V] = lnf · lmhead */
+        matmul_forward(a->logits, a->lnf, m->params.lmhead, NULL, N, d, c->V);
+    else             /* logits[N][V] = lnf · wteᵀ (tied embedding) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->V, d, 1.0f, a->lnf, d,
+                    m->params.wte, d, 0.0f, a->logits, c->V);
     crossentropy_forward(a->logits, a->losses, tokens + 1, T + 1, nb, T, c->V);
     double sum = 0.0;
     for (int n = 0; n < N; n++) sum += a->losses[n];
@@ -199,17 +291,20 @@ static void block_backward(Model *m, int l, const float *residual, int nb, float
     float *dqkv = dbuf + (size_t)m->B * T * d;              /* [N][3d] */
     float *dfch = dqkv + (size_t)m->B * T * 3 * d;          /* [N][F] */
     float *fch = a->fch + l * NF;
+    const float *pre = m->act->needs_pre ? a->fcpre + l * NF : NULL;
 
-    /* MLP: residual3 = residual2 + proj(relu(fc(ln2(residual2)))) */
-    if (mlp_sparse_active(m->mlp, l, N)) {
-        mlp_sparse_backward(m->mlp, l, dbuf, g->fcw + (size_t)l * d * F, g->fcb + (size_t)l * F,
-                            g->fcprojw + (size_t)l * F * d, g->fcprojb + l * d, dres,
+    /* MLP: residual3 = residual2 + proj(act(fc(ln2(residual2)))) */
+    float *dfcb = g->fcb ? g->fcb + (size_t)l * F : NULL;
+    float *dfcprojb = g->fcprojb ? g->fcprojb + l * d : NULL;
+    if (sparse_layer(m, l, N)) {
+        mlp_sparse_backward(m->mlp, l, dbuf, g->fcw + (size_t)l * d * F, dfcb,
+                            g->fcprojw + (size_t)l * F * d, dfcprojb, dres,
                             a->ln2 + l * ND, p->fcw + (size_t)l * d * F,
                             p->fcprojw + (size_t)l * F * d, N, d);
     } else {
-        matmul_backward(dfch, g->fcprojw + (size_t)l * F * d, g->fcprojb + l * d, dres, fch,
+        matmul_backward(dfch, g->fcprojw + (size_t)l * F * d, dfcprojb, dres, fch,
                         p->fcprojw + (size_t)l * F * d, N, F, d);
-        relu_backward(dfch, g->fcb + (size_t)l * F, dfch, fch, N, F);
+        m->act->backward(dfch, dfcb, dfch, fch, pre, N, F);
         matmul_backward(dbuf, g->fcw + (size_t)l * d * F, NULL, dfch, a->ln2 + l * ND,
                         p->fcw + (size_t)l * d * F, N, d, F);
     }
@@ -221,6 +316,7 @@ static void block_backward(Model *m, int l, const float *residual, int nb, float
     attention_backward(dqkv, dbuf, a->qkv + l * ND * 3,
                        a->att_lse + (size_t)l * m->B * c->h * T, attention_scratch(m), nb, T,
                        d, c->h);
+    if (c->pos == POS_ROPE) rope_backward(dqkv, m->rope_cos, m->rope_sin, nb, T, d, c->h);
     matmul_backward(dbuf, g->qkvw + (size_t)l * d * 3 * d, g->qkvb + l * 3 * d, dqkv,
                     a->ln1 + l * ND, p->qkvw + (size_t)l * d * 3 * d, N, d, 3 * d);
     layernorm_backward(dres, g->ln1w + l * d, g->ln1b + l * d, dbuf, residual,
@@ -236,11 +332,15 @@ void model_backward(Model *m, const uint16_t *tokens, int nb, float grad_scale) 
     float *dbuf = m->scratch + ND;                   /* [N][d] */
 
     crossentropy_backward(a->logits, tokens + 1, T + 1, nb, T, c->V, grad_scale);
-    /* dlnf = dlogits · wte; dwte += dlogitsᵀ · lnf */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, d, c->V, 1.0f, a->logits,
-                c->V, m->params.wte, d, 0.0f, dbuf, d);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->V, d, N, 1.0f, a->logits,
-                c->V, a->lnf, d, 1.0f, m->grads.wte, d);
+    if (c->untied) {   /* dlnf = dlogits · lmheadᵀ; dlmhead += lnfᵀ · dlogits */
+        matmul_backward(dbuf, m->grads.lmhead, NULL, a->logits, a->lnf, m->params.lmhead, N, d,
+                        c->V);
+    } else {           /* dlnf = dlogits · wte; dwte += dlogitsᵀ · lnf */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, d, c->V, 1.0f, a->logits,
+                    c->V, m->params.wte, d, 0.0f, dbuf, d);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->V, d, N, 1.0f, a->logits,
+                    c->V, a->lnf, d, 1.0f, m->grads.wte, d);
+    }
     memset(dres, 0, (size_t)N * d * sizeof(float));
     layernorm_backward(dres, m->grads.lnfw, m->grads.lnfb, dbuf, a->residual3 + (L - 1) * ND,
                        m->params.lnfw, a->lnf_mean, a->lnf_rstd, N, d);

@@ -63,9 +63,9 @@ void optimizer_step(Optimizer *o, Model *m, const Config *c, double lr, float gs
     float bc1 = 1.0f - powf((float)c->beta1, (float)o->t);
     float bc2 = 1.0f - powf((float)c->beta2, (float)o->t);
     size_t off = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+    for (int i = 0; i < m->num_tensors; i++) {
         size_t n = m->param_sizes[i];
-        float wd = param_is_matrix(i) ? (float)c->weight_decay : 0.0f;
+        float wd = model_param_decay(m, i) ? (float)c->weight_decay : 0.0f;
         if (o->kind == OPT_ADAMW) {
             adamw_tensor(p + off, g + off, o->m + off, o->v + off, n, gscale, (float)lr,
                          (float)c->beta1, (float)c->beta2, (float)c->eps, wd, bc1, bc2);

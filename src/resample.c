@@ -11,22 +11,24 @@ int resample_due(const Config *c, int64_t step) {
 
 /* Unit f of layer l gets the init of SPEC §2; its optimizer moments restart
  * at zero, as for a parameter never updated. Views: fc [L][d][F] (column f),
- * b_in [L][F], proj [L][F][d] (row f). */
+ * b_in [L][F] (absent with mlp_bias=0), proj [L][F][d] (row f). */
 static void reinit_unit(Model *m, Optimizer *o, Rng *rng, int l, int f) {
     const ModelSize *s = &m->cfg;
     size_t d = (size_t)s->d, F = (size_t)s->F;
     float proj_std = 0.02f / sqrtf(2.0f * (float)s->L);
     float *p = m->params_memory;
     size_t col = (size_t)(m->params.fcw - p) + (size_t)l * d * F + (size_t)f;
-    size_t bias = (size_t)(m->params.fcb - p) + (size_t)l * F + (size_t)f;
     size_t row = (size_t)(m->params.fcprojw - p) + ((size_t)l * F + (size_t)f) * d;
     for (size_t k = 0; k < d; k++) {
         size_t i = col + k * F;
         p[i] = 0.02f * rng_normal(rng);
         o->m[i] = o->v[i] = 0.0f;
     }
-    p[bias] = 0.0f;
-    o->m[bias] = o->v[bias] = 0.0f;
+    if (m->params.fcb) {
+        size_t bias = (size_t)(m->params.fcb - p) + (size_t)l * F + (size_t)f;
+        p[bias] = 0.0f;
+        o->m[bias] = o->v[bias] = 0.0f;
+    }
     for (size_t k = 0; k < d; k++) {
         p[row + k] = proj_std * rng_normal(rng);
         o->m[row + k] = o->v[row + k] = 0.0f;

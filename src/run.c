@@ -231,7 +231,7 @@ static void emit_snapshot(Run *r, int64_t step) {
             s.last_fire[i] = tr[l].last_fire[f];
             s.premax[i] = r->premax[i];
             s.premean[i] = (float)(r->presum[i] / ((double)r->c->batch_size * r->size.T));
-            s.b_in[i] = p->fcb[i];
+            s.b_in[i] = p->fcb ? p->fcb[i] : 0.0f;   /* mlp_bias=0: no b_in, i.e. 0 */
             s.fc_norm[i] = (float)sqrt(in2);
             s.proj_norm[i] = (float)sqrt(out2);
         }

@@ -25,8 +25,8 @@ static char g_dir[256] __attribute__((unused));
 
 /* ---- the sample sweep: 2 sizes (L = 2 and 3) x 2 seeds ---- */
 
-static const ModelSize SIZES[2] __attribute__((unused)) = {{"small", 2, 16, 2, 16, 8, 64},
-                                                            {"big", 3, 24, 3, 24, 8, 64}};
+static const ModelSize SIZES[2] __attribute__((unused)) = {{"small", 2, 16, 2, 16, 8, 64, .pos = POS_LEARNED},
+                                                            {"big", 3, 24, 3, 24, 8, 64, .pos = POS_LEARNED}};
 static const uint64_t SEEDS[2] __attribute__((unused)) = {7, 11};
 #define TOPK 4
 #define EVAL_EVERY 10

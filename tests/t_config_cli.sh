@@ -104,6 +104,13 @@ expect_rejected out_dir_is_file "$WORK/a_file" "cannot create the output folder"
 # the shards >= V of a size, or too few windows for a batch
 expect_rejected tokens_over_v "train_" "token" -- "$C" "size.t2=L=2 d=32 h=2 F=64 T=32 V=50"
 expect_rejected too_few_windows "train_" -- "$C" batch_size=4096
+# architecture variants (src/variant.c): an unknown value names the key and
+# the accepted values, in a file and on the command line
+write_config "$C" "size.r = L=2 d=32 h=2 F=64 T=32 V=64 pos=alibi"
+expect_rejected variant_value "c.conf:8:" "key 'size.r'" "pos=alibi" "learned, none, rope" -- "$C"
+write_config "$C"
+expect_rejected variant_override "command line" "key 'size.t2'" "act=gelu" "relu, relu2" \
+    -- "$C" "size.t2=L=2 d=32 h=2 F=64 T=32 V=64 act=gelu"
 
 # `seeds = 0-4` in the file, replaced by a command-line list (what every
 # jobs/ array task does): accepted, and the override wins

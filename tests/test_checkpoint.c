@@ -2,7 +2,8 @@
  * parameters, optimizer state, counters and death trackers; the file follows
  * the layout of docs/checkpoint.md; damaged, truncated, padded, foreign and
  * wrong-size files are refused without touching the model; find_latest skips
- * damaged files; a failed save leaves nothing behind; `keep` prunes. */
+ * damaged files; a failed save leaves nothing behind; `keep` prunes; every
+ * architecture variant round-trips and is refused by the others. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -15,10 +16,11 @@
 #include <unistd.h>
 #include "check.h"
 #include "checkpoint.h"
+#include "variant.h"
 #include "rng.h"
 
 static char tmpdir[] = "/tmp/test_checkpoint.XXXXXX";
-static const ModelSize TINY = {"tiny", 2, 64, 4, 256, 64, 256};
+static const ModelSize TINY = {"tiny", 2, 64, 4, 256, 64, 256, .pos = POS_LEARNED};
 static const char *CONFIG_TEXT = "size.tiny = L=2 d=64 h=4 F=256 T=64 V=256\nsizes = tiny\n";
 
 /* Everything a run checkpoints, with distinctive contents. */
@@ -130,13 +132,13 @@ static void check_documented_layout(const char *path, const Bundle *b) {
     size_t len;
     unsigned char *f = read_all(path, &len);
     uint64_t P = b->m.num_params, L = 2, F = 256, clen = strlen(CONFIG_TEXT);
-    uint64_t table = (192 + clen + 7) / 8 * 8, params = table + 16 * 64;
+    uint64_t table = (208 + clen + 7) / 8 * 8, params = table + 16 * 64;
     uint64_t trackers = (params + 12 * P + 7) / 8 * 8;
     uint64_t total = trackers + 8 + L * (16 + 24 * F) + 4;
     CHECK(len == total, "file is %zu bytes, the documented layout gives %llu", len,
           (unsigned long long)total);
     if (len != total) { free(f); return; }
-    CHECK(!memcmp(f, "RSCKPT01", 8) && le32(f + 8) == 3 && le32(f + 12) == 192, "magic/version");
+    CHECK(!memcmp(f, "RSCKPT01", 8) && le32(f + 8) == 4 && le32(f + 12) == 208, "magic/version");
     CHECK(le32(f + 16) == 2 && le32(f + 20) == 64 && le32(f + 24) == 4 && le32(f + 28) == 256 &&
           le32(f + 32) == 64 && le32(f + 36) == 256 && !strcmp((char *)f + 40, "tiny"), "size");
     CHECK(le64(f + 72) == b->rs.seed && le64(f + 80) == 42 && le64(f + 88) == 42 * 4096 &&
@@ -145,7 +147,9 @@ static void check_documented_layout(const char *path, const Bundle *b) {
           le64(f + 144) == P && le64(f + 152) == clen, "optimizer/counts");
     CHECK(le64(f + 160) == b->rs.id.config && le64(f + 168) == 0x5555 && le64(f + 176) == 0x6666 &&
           le64(f + 184) == 200000000, "identity block at 160");
-    CHECK(!memcmp(f + 192, CONFIG_TEXT, clen), "config text at 192");
+    CHECK(le32(f + 192) == 0 && le32(f + 196) == 0 && le32(f + 200) == 0 && le32(f + 204) == 0,
+          "variant block of the default model at 192");
+    CHECK(!memcmp(f + 208, CONFIG_TEXT, clen), "config text at 208");
     const unsigned char *e = f + table + 10 * 64;   /* fcw: [L][d][F] */
     CHECK(!strcmp((char *)e, "fcw") && le32(e + 16) == 3 && le64(e + 24) == 2 &&
           le64(e + 32) == 64 && le64(e + 40) == 256 && le64(e + 48) == 2 * 64 * 256 &&
@@ -282,7 +286,7 @@ static void test_damage(void) {
     f[8] = 1;
     expect_refused(path_in(tmpdir, "missing.bin"), &TINY, "cannot open");
     expect_refused(tmpdir, &TINY, "not a regular file");
-    ModelSize other = {"other", 1, 32, 2, 64, 16, 64};
+    ModelSize other = {"other", 1, 32, 2, 64, 16, 64, .pos = POS_LEARNED};
     expect_refused(good, &other, "checkpoint is for size L=2 d=64 h=4 F=256 T=64 V=256 but the "
                    "run is L=1 d=32 h=2 F=64 T=16 V=64");
     free(f);
@@ -368,7 +372,7 @@ static void test_failed_save(Bundle *b) {
     CHECK(rc == -1 && strstr(err, "ckpt_") != NULL, "a save past the size limit: rc %d, %s", rc, err);
     CHECK(count_files(d3) == 0, "a failed write left %d files", count_files(d3));
     /* a model whose size disagrees is refused before anything is written */
-    ModelSize other = {"other", 1, 32, 2, 64, 16, 64};
+    ModelSize other = {"other", 1, 32, 2, 64, 16, 64, .pos = POS_LEARNED};
     char d2[512];
     snprintf(d2, sizeof d2, "%s/mismatch", tmpdir);
     CHECK(checkpoint_save(d2, &other, CONFIG_TEXT, &b->m, &b->opt, &b->rs, 2, err, sizeof err) == -1 &&
@@ -401,7 +405,7 @@ static void test_keep(Bundle *b) {
 
 /* An odd parameter count exercises the padding before the trackers. */
 static void test_odd_size(void) {
-    const ModelSize odd = {"odd", 1, 3, 1, 5, 4, 7};
+    const ModelSize odd = {"odd", 1, 3, 1, 5, 4, 7, .pos = POS_LEARNED};
     char err[1024], dir[512], path[512];
     snprintf(dir, sizeof dir, "%s/odd", tmpdir);
     Bundle a, b;
@@ -412,7 +416,7 @@ static void test_odd_size(void) {
           "save: %s", err);
     CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1, "odd size not found");
     struct stat st;
-    uint64_t P = a.m.num_params, A = (192 + 6 + 7) / 8 * 8, D = (A + 1024 + 12 * P + 7) / 8 * 8;
+    uint64_t P = a.m.num_params, A = (208 + 6 + 7) / 8 * 8, D = (A + 1024 + 12 * P + 7) / 8 * 8;
     CHECK(stat(path, &st) == 0 && (uint64_t)st.st_size == D + 8 + 1 * (16 + 24 * 5) + 4,
           "odd size: %lld bytes, the documented layout gives %llu", (long long)st.st_size,
           (unsigned long long)(D + 8 + 16 + 24 * 5 + 4));
@@ -426,22 +430,22 @@ static void test_odd_size(void) {
 /* A version-1 file (written before the resampling state existed: tracker
  * blocks without born[F]; a 160-byte header without the identity block)
  * still loads, with born = -1 everywhere, but never as a run's own. Made
- * from a version-3 file by dropping the identity block and each block's born
- * array. */
+ * from a version-4 file by dropping the variant and identity blocks and each
+ * block's born array. */
 static void test_version1(Bundle *src) {
     char err[1024], dir[512], path[512], old[600];
     snprintf(dir, sizeof dir, "%s/v1", tmpdir);
     CHECK(checkpoint_save(dir, &TINY, CONFIG_TEXT, &src->m, &src->opt, &src->rs, 1, err,
                           sizeof err) == 0, "save: %s", err);
-    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1, "v3 file not found");
+    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1, "v4 file not found");
     size_t len;
     unsigned char *f = read_all(path, &len);
     uint64_t P = src->m.num_params, L = 2, F = 256, clen = strlen(CONFIG_TEXT);
     uint64_t table = (160 + clen + 7) / 8 * 8, D = (table + 1024 + 12 * P + 7) / 8 * 8;
-    uint64_t table3 = (192 + clen + 7) / 8 * 8, D3 = (table3 + 1024 + 12 * P + 7) / 8 * 8;
+    uint64_t table3 = (208 + clen + 7) / 8 * 8, D3 = (table3 + 1024 + 12 * P + 7) / 8 * 8;
     unsigned char *g = calloc(1, len);
     memcpy(g, f, 160);
-    memcpy(g + 160, f + 192, clen);
+    memcpy(g + 160, f + 208, clen);
     memcpy(g + table, f + table3, D3 + 8 - table3);
     g[12] = 160; g[13] = g[14] = g[15] = 0;
     size_t n = D + 8;
@@ -478,6 +482,44 @@ static void test_version1(Bundle *src) {
     free(f - (D3 - D)); free(g);
 }
 
+/* A version-3 file (before the variant block: a 192-byte header) loads as
+ * the SPEC §2 model, identity and all. Made from a version-4 file by
+ * dropping the variant block. */
+static void test_version3(Bundle *src) {
+    char err[1024], dir[512], path[512];
+    snprintf(dir, sizeof dir, "%s/v3", tmpdir);
+    CHECK(checkpoint_save(dir, &TINY, CONFIG_TEXT, &src->m, &src->opt, &src->rs, 1, err,
+                          sizeof err) == 0, "save: %s", err);
+    CHECK(checkpoint_find_latest(dir, path, sizeof path) == 1, "v4 file not found");
+    size_t len;
+    unsigned char *f = read_all(path, &len);
+    uint64_t clen = strlen(CONFIG_TEXT), A = (192 + clen + 7) / 8 * 8, A4 = (208 + clen + 7) / 8 * 8;
+    unsigned char *g = calloc(1, len);
+    memcpy(g, f, 192);
+    g[8] = 3; g[12] = 192;
+    memcpy(g + 192, f + 208, clen);
+    size_t n = A + (len - 4 - A4);
+    memcpy(g + A, f + A4, len - 4 - A4);
+    uint32_t crc = crc32_update(0, g, n);
+    for (int i = 0; i < 4; i++) g[n + i] = (unsigned char)(crc >> (8 * i));
+    const char *old = path_in(dir, "ckpt_00000001.bin");
+    write_bytes(old, g, n + 4);
+    Bundle b;
+    build_bundle(&b, &TINY, OPT_ADAMW, 100);
+    RunExpect want = {.seed = src->rs.seed, .id = src->rs.id, .tokens_per_step = TOKENS_PER_STEP};
+    CHECK(checkpoint_load(old, &TINY, &want, &b.m, &b.opt, &b.rs, err, sizeof err) == 0,
+          "version-3 load: %s", err);
+    check_same(src, &b);
+    ModelSize ms;
+    CHECK(checkpoint_peek(old, &ms, NULL, NULL, err, sizeof err) == 0 && variant_same(&ms, &TINY),
+          "version 3 is not the default variant: %s", err);
+    ModelSize rope = TINY;
+    rope.pos = POS_ROPE;
+    expect_refused(old, &rope, "checkpoint is for the variant pos=learned");
+    free_bundle(&b);
+    free(f); free(g);
+}
+
 /* Rewrites a copy of `good` with n bytes at `at` replaced, CRC recomputed:
  * what a hostile user can craft. */
 static void craft(const char *good, const char *bad, size_t at, const void *bytes, size_t n) {
@@ -494,7 +536,7 @@ static void craft(const char *good, const char *bad, size_t at, const void *byte
 static void test_crafted(const Bundle *b) {
     const char *good = path_in(tmpdir, "rt/ckpt_00000042.bin"), *bad = path_in(tmpdir, "crafted.bin");
     uint64_t P = b->m.num_params, F = 256, clen = strlen(CONFIG_TEXT);
-    uint64_t params = (192 + clen + 7) / 8 * 8 + 1024, D = (params + 12 * P + 7) / 8 * 8;
+    uint64_t params = (208 + clen + 7) / 8 * 8 + 1024, D = (params + 12 * P + 7) / 8 * 8;
     uint64_t blk = D + 8;                                  /* layer 0's tracker block */
     const int64_t big = INT64_MAX, small = INT64_MIN, beyond = 300000000, t41 = 41, minus2 = -2;
     const int64_t step = 42, neg = -1;
@@ -596,6 +638,71 @@ static void test_identity(Bundle *b) {
           "a dead process's temporary is removed, a live one's kept");
 }
 
+/* Every variant round-trips (peek returns it, so `eval` builds the right
+ * model) and a checkpoint of one variant is refused for every other. */
+static const char *const VARIANTS[] = {"", "pos=none", "pos=rope", "tie=0", "mlp_bias=0",
+                                       "act=relu2", "pos=none tie=0 mlp_bias=0"};
+enum { N_VARIANTS = sizeof VARIANTS / sizeof *VARIANTS };
+
+static ModelSize variant_size(const char *spec) {
+    ModelSize s = {"var", 2, 8, 2, 12, 6, 11, .pos = POS_LEARNED};
+    unsigned seen = 0;
+    char why[256];
+    for (const char *p = spec; *p;) {
+        size_t len = strcspn(p, " ");
+        CHECK(variant_parse(&s, p, len, &seen, why, sizeof why) == 0, "%s", why);
+        p += len + (p[len] == ' ');
+    }
+    return s;
+}
+
+static void test_variants(void) {
+    char err[1024], dir[512], path[N_VARIANTS][512];
+    for (int v = 0; v < N_VARIANTS; v++) {
+        ModelSize s = variant_size(VARIANTS[v]);
+        Bundle a, b;
+        snprintf(dir, sizeof dir, "%s/variant%d", tmpdir, v);
+        build_bundle(&a, &s, OPT_ADAMW, 3);
+        fill_bundle(&a, 5);
+        CHECK(checkpoint_save(dir, &s, "x = 1\n", &a.m, &a.opt, &a.rs, 1, err, sizeof err) == 0,
+              "save [%s]: %s", VARIANTS[v], err);
+        CHECK(checkpoint_find_latest(dir, path[v], sizeof path[v]) == 1, "[%s] not found", VARIANTS[v]);
+        ModelSize peeked;
+        CHECK(checkpoint_peek(path[v], &peeked, NULL, NULL, err, sizeof err) == 0 &&
+              variant_same(&peeked, &s), "peek [%s]: %s", VARIANTS[v], err);
+        build_bundle(&b, &s, OPT_ADAMW, 3);
+        CHECK(checkpoint_load(path[v], &s, NULL, &b.m, &b.opt, &b.rs, err, sizeof err) == 0,
+              "load [%s]: %s", VARIANTS[v], err);
+        check_same(&a, &b);
+        free_bundle(&a);
+        free_bundle(&b);
+    }
+    for (int v = 0; v < N_VARIANTS; v++)
+        for (int w = 0; w < N_VARIANTS; w++) {
+            if (v == w) continue;
+            ModelSize s = variant_size(VARIANTS[w]);
+            expect_refused(path[v], &s, "checkpoint is for the variant pos=");
+        }
+    /* the tensor table follows the variant: 14 tensors (no wpe, fcb, fcprojb), lmhead last */
+    size_t len;
+    unsigned char *f = read_all(path[N_VARIANTS - 1], &len);
+    uint64_t table = (208 + 6 + 7) / 8 * 8;
+    const unsigned char *last = f + table + 13 * 64;
+    CHECK(le32(f + 132) == 14 && le32(f + 192) == POS_NONE && le32(f + 196) == 1 &&
+          le32(f + 200) == 1 && le32(f + 204) == 0, "variant header fields");
+    CHECK(!strcmp((char *)f + table + 64, "ln1w") && !strcmp((char *)last, "lmhead") &&
+          le64(last + 24) == 8 && le64(last + 32) == 11, "variant tensor table");
+    /* a variant value no build knows is refused (CRC made right again) */
+    f[204] = 7;
+    uint32_t crc = crc32_update(0, f, len - 4);
+    for (int i = 0; i < 4; i++) f[len - 4 + i] = (unsigned char)(crc >> (8 * i));
+    const char *bad = path_in(tmpdir, "badvariant.bin");
+    write_bytes(bad, f, len);
+    ModelSize s = variant_size(VARIANTS[N_VARIANTS - 1]);
+    expect_refused(bad, &s, "unknown variant value 7 of act");
+    free(f);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
     Bundle src;
@@ -611,6 +718,8 @@ int main(void) {
     test_crafted(&src);
     test_identity(&src);
     test_version1(&src);
+    test_version3(&src);
+    test_variants();
     free_bundle(&src);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

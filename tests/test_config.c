@@ -387,7 +387,7 @@ static void test_text_with_grid(void) {
     config_set(&a, "eval_tokens", "64", "t", err, sizeof err);
     config_set(&a, "spectrum_topk", "4", "t", err, sizeof err);
     char *text = config_to_string(&a);
-    ModelSize sizes[2] = {a.sizes[0], {"big", 3, 24, 3, 24, 8, 64}};
+    ModelSize sizes[2] = {a.sizes[0], {"big", 3, 24, 3, 24, 8, 64, .pos = POS_LEARNED}};
     uint64_t seeds[3] = {7, 11, 0};
     char *merged = config_text_with_grid(text, "in.nc", sizes, 2, seeds, 3, err, sizeof err);
     CHECK(merged != NULL, "with grid: %s", err);
@@ -551,6 +551,54 @@ static void test_round_trip(void) {
     free(text);
 }
 
+/* Architecture variants in a size definition: parsed, printed (only the
+ * non-default keys, so the default config text is unchanged) and read back. */
+static void test_variants(void) {
+    Config a, b;
+    char err[512], path[256];
+    base(&a);
+    CHECK(config_set(&a, "size.v", "L=2 d=32 h=4 F=64 T=16 V=64 act=relu2, tie=0 pos=rope "
+                     "mlp_bias=0", "t", err, sizeof err) == 0, "%s", err);
+    CHECK(config_set(&a, "size.e", "pos=learned tie=1 mlp_bias=1 act=relu L=2 d=32 h=4 F=64 "
+                     "T=16 V=64", "t", err, sizeof err) == 0, "%s", err);
+    CHECK(config_set(&a, "sizes", "v, e", "t", err, sizeof err) == 0, "%s", err);
+    const ModelSize *v = &a.sizes[0], *e = &a.sizes[1];
+    CHECK(v->pos == POS_ROPE && v->untied == 1 && v->no_mlp_bias == 1 && v->act == ACT_RELU2,
+          "variant fields %d %d %d %d", v->pos, v->untied, v->no_mlp_bias, v->act);
+    CHECK(e->pos == POS_LEARNED && !e->untied && !e->no_mlp_bias && e->act == ACT_RELU,
+          "explicit defaults");
+    CHECK(config_validate(&a, err, sizeof err) == 0, "%s", err);
+    char *text = config_to_string(&a);
+    CHECK(strstr(text, "size.v = L=2 d=32 h=4 F=64 T=16 V=64 pos=rope tie=0 mlp_bias=0 "
+                 "act=relu2\n") && strstr(text, "size.e = L=2 d=32 h=4 F=64 T=16 V=64\n"),
+          "variant size lines:\n%s", text);
+    snprintf(path, sizeof path, "%s/variants.conf", tmpdir);
+    write_file(path, text);
+    config_defaults(&b);
+    CHECK(config_load_file(&b, path, err, sizeof err) == 0 && same_config(&a, &b),
+          "variants round trip: %s", err);
+    free(text);
+    /* a variant is part of the size: config_diff names it, the fingerprints change */
+    char what[512];
+    b = a;
+    b.sizes[0].act = ACT_RELU;
+    CHECK(config_diff(&a, &b, 0, what, sizeof what) == 1 && strstr(what, "size.v"),
+          "config_diff misses a variant change: %s", what);
+    CHECK(config_fingerprint(&a, &a.sizes[0]) != config_fingerprint(&b, &b.sizes[0]),
+          "run fingerprint ignores the variant");
+    b = a;
+    b.debug_kill_step = 3;   /* plants death through b_in, which mlp_bias=0 lacks */
+    CHECK(config_validate(&b, err, sizeof err) == -1 && strstr(err, "debug_kill_step") &&
+          strstr(err, "size 'v'"), "debug_kill_step with mlp_bias=0: %s", err);
+    reject_set("size.x", "L=2 d=32 h=4 F=8 T=8 V=8 pos=alibi", "accepted: learned, none, rope");
+    reject_set("size.x", "L=2 d=32 h=4 F=8 T=8 V=8 act=gelu", "accepted: relu, relu2");
+    reject_set("size.x", "L=2 d=32 h=4 F=8 T=8 V=8 tie=yes", "accepted: 1, 0");
+    reject_set("size.x", "L=2 d=32 h=4 F=8 T=8 V=8 mlp_bias=", "accepted: 1, 0");
+    reject_set("size.x", "L=2 d=32 h=4 F=8 T=8 V=8 pos=none pos=rope", "pos given twice");
+    reject_set("size.x", "L=2 d=30 h=2 F=8 T=8 V=8 pos=rope", "even head size");
+    reject_set("size.x", "L=2 d=32 h=4 F=8 T=8 V=8 rope", "variant key");
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
     test_defaults();
@@ -564,6 +612,7 @@ int main(void) {
     test_choices();
     test_diff_and_fingerprint();
     test_text_with_grid();
+    test_variants();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -9,7 +9,7 @@
 #include "rng.h"
 #include "util.h"
 
-static ModelSize ms = {"mm", 3, 32, 4, 48, 16, 50};
+static ModelSize ms = {"mm", 3, 32, 4, 48, 16, 50, .pos = POS_LEARNED};
 enum { B = 4 };
 
 static void random_tokens(uint16_t *tok, Rng *rng) {

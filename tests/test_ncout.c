@@ -409,7 +409,7 @@ static double bench_case(const char *p, int n_sizes, int n_seeds, int steps, dou
     m.n_sizes = n_sizes;
     m.n_seeds = n_seeds;
     for (int i = 0; i < n_sizes; i++) {
-        m.sizes[i] = (ModelSize){"M", 6, 256, 8, 1024, 256, 4096};
+        m.sizes[i] = (ModelSize){"M", 6, 256, 8, 1024, 256, 4096, .pos = POS_LEARNED};
         m.sizes[i].name[1] = (char)('0' + i);
     }
     for (int k = 0; k < n_seeds; k++) m.seeds[k] = (uint64_t)k;

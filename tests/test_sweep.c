@@ -7,7 +7,7 @@
 static Config make_config(int n_sizes, int n_seeds, int B) {
     Config c;
     memset(&c, 0, sizeof c);
-    ModelSize small = {"small", 2, 64, 4, 256, 64, 256}, big = {"big", 6, 256, 8, 1024, 128, 256};
+    ModelSize small = {"small", 2, 64, 4, 256, 64, 256, .pos = POS_LEARNED}, big = {"big", 6, 256, 8, 1024, 128, 256, .pos = POS_LEARNED};
     c.n_sizes = n_sizes;
     for (int i = 0; i < n_sizes; i++) c.sizes[i] = i % 2 ? big : small;
     c.n_seeds = n_seeds;
