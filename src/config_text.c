@@ -217,8 +217,12 @@ static void json_value(const Config *c, const ConfigKey *k, FILE *fp) {
             const ModelSize *s = &c->sizes[i];
             fprintf(fp, "%s{\"name\": ", i ? ", " : "");
             json_string(s->name, fp);
-            fprintf(fp, ", \"L\": %d, \"d\": %d, \"h\": %d, \"F\": %d, \"T\": %d, \"V\": %d}",
+            fprintf(fp, ", \"L\": %d, \"d\": %d, \"h\": %d, \"F\": %d, \"T\": %d, \"V\": %d",
                     s->L, s->d, s->h, s->F, s->T, s->V);
+            for (int v = 0; v < NUM_VARIANT_KEYS; v++)   /* every variant key */
+                fprintf(fp, ", \"%s\": \"%s\"", variant_key(v),
+                        variant_value_name(v, variant_value(s, v)));
+            fputc('}', fp);
         }
         fputc(']', fp);
         break;

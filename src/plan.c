@@ -11,6 +11,7 @@
 #include "intervene.h"
 #include "sweep.h"
 #include "util.h"
+#include "variant.h"
 
 static void plan_usage(FILE *fp) {
     fprintf(fp,
@@ -102,8 +103,10 @@ static void print_lines(const Config *c, const SweepPlan *p, FILE *fp) {
     free(text);
     for (int i = 0; i < c->n_sizes; i++) {
         const ModelSize *s = &c->sizes[i];
-        fprintf(fp, "size %s L=%d d=%d h=%d F=%d T=%d V=%d\n", s->name, s->L, s->d, s->h, s->F,
-                s->T, s->V);
+        char variants[128];   /* " pos=rope ...": the non-default variant keys */
+        variant_format(s, 0, variants, sizeof variants);
+        fprintf(fp, "size %s L=%d d=%d h=%d F=%d T=%d V=%d%s\n", s->name, s->L, s->d, s->h, s->F,
+                s->T, s->V, variants);
     }
     for (int i = 0; i < c->n_seeds; i++) fprintf(fp, "seed %llu\n", (unsigned long long)c->seeds[i]);
     for (int r = 0; r < p->n_runs; r++) {

@@ -111,6 +111,16 @@ expect_rejected variant_value "c.conf:8:" "key 'size.r'" "pos=alibi" "learned, n
 write_config "$C"
 expect_rejected variant_override "command line" "key 'size.t2'" "act=gelu" "relu, relu2" \
     -- "$C" "size.t2=L=2 d=32 h=2 F=64 T=32 V=64 act=gelu"
+# plan shows a size's variant (lines and JSON)
+write_config "$C"
+"$RS" plan "$C" "size.t2=L=2 d=32 h=2 F=64 T=32 V=64 act=relu2 pos=rope" > "$WORK/vplan.out"
+grep -q '^size t2 L=2 d=32 h=2 F=64 T=32 V=64 pos=rope act=relu2$' "$WORK/vplan.out" ||
+    fail "plan: variant size line: $(grep '^size' "$WORK/vplan.out")"
+"$RS" plan "$C" "size.t2=L=2 d=32 h=2 F=64 T=32 V=64 tie=0" --json | "$PY" -c '
+import json, sys
+s = json.load(sys.stdin)["config"]["sizes"][0]
+assert (s["pos"], s["tie"], s["mlp_bias"], s["act"]) == ("learned", "0", "1", "relu"), s' ||
+    fail "plan --json: the size variant"
 
 # `seeds = 0-4` in the file, replaced by a command-line list (what every
 # jobs/ array task does): accepted, and the override wins
