@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
                "(%s); sparse %.2fx dense (wall %.2fx), auto %.3fx dense; dense %.1f GFLOP/s, "
                "sparse dense-equivalent %.1f GFLOP/s\n",
                rho, seen, 1e3 * md, 1e3 * ms, 1e3 * ma,
-               mlp_sparse_active(m.sp[AUTO], 0, N) ? "went sparse" : "stayed dense",
+               (mlp_sparse_density(m.sp[AUTO], 0) >= 0) ? "went sparse" : "stayed dense",
                bench_median(sp_ratio, reps), bench_median(wx, reps), bench_median(au_ratio, reps),
                flops / md / 1e9, flops / ms / 1e9);
         for (int k = DENSE; k < NPATH; k++) {
@@ -171,7 +171,7 @@ int main(int argc, char **argv) {
         printf("RESULT density=%.4f seen=%.5f dense_s=%.6f sparse_s=%.6f auto_s=%.6f "
                "sparse_x=%.4f wall_x=%.4f auto_x=%.4f auto_sparse=%d flops=%.6e\n",
                rho, seen, md, ms, ma, bench_median(sp_ratio, reps), bench_median(wx, reps),
-               bench_median(au_ratio, reps), mlp_sparse_active(m.sp[AUTO], 0, N), flops);
+               bench_median(au_ratio, reps), (mlp_sparse_density(m.sp[AUTO], 0) >= 0), flops);
         fflush(stdout);
     }
     for (int k = 0; k < NPATH; k++) mlp_sparse_free(m.sp[k]);
