@@ -15,7 +15,7 @@ with open(sys.argv[2], "wb") as f:
     f.write(tok.astype("<u2").tobytes())
 PY
 write_tiny_config "$WORK/e.conf" "$WORK/data" "$WORK/out" "val_data = $WORK/heldout/val_*.bin" \
-    "eval_every = 5" "checkpoint_every = 100"
+    "eval_every = 5" "checkpoint_every = 100" "checkpoint_final_only = false"
 "$RS" train "$WORK/e.conf" stop_at_step=10 > /dev/null || [ $? -eq 75 ] || fail "first part failed"
 ck=$WORK/out/checkpoints/t2_seed0/ckpt_00000010.bin
 [ -f "$ck" ] || fail "no checkpoint at step 10"
