@@ -65,8 +65,11 @@ static size_t cap_chunk(const uint8_t *t, size_t pos, size_t end) {
     return e;
 }
 
+/* Every scan stops one byte past BPE_MAX_CHUNK: cap_chunk cuts there anyway,
+ * and scanning a long run to its end once per cut made a run of one class
+ * quadratic (9 MB of letters took minutes). The chunks are the same. */
 size_t bpe_next_chunk(const uint8_t *t, size_t len, size_t pos) {
-    size_t i = pos;
+    size_t i = pos, limit = len - pos > BPE_MAX_CHUNK + 1 ? pos + BPE_MAX_CHUNK + 1 : len;
     int c = byte_class(t[i]);
     if (c == C_SPACE) {
         if (t[i] == ' ' && i + 1 < len && byte_class(t[i + 1]) != C_SPACE) {
@@ -74,7 +77,7 @@ size_t bpe_next_chunk(const uint8_t *t, size_t len, size_t pos) {
             c = byte_class(t[i]);
         } else {
             size_t e = i;
-            while (e < len && byte_class(t[e]) == C_SPACE) e++;
+            while (e < limit && byte_class(t[e]) == C_SPACE) e++;
             /* leave the run's last space to lead the word that follows */
             if (e < len && e - i > 1 && t[e - 1] == ' ') e--;
             return cap_chunk(t, pos, e);
@@ -85,7 +88,7 @@ size_t bpe_next_chunk(const uint8_t *t, size_t len, size_t pos) {
         c = C_LETTER;
     }
     size_t e = i;
-    while (e < len && byte_class(t[e]) == c) e++;
+    while (e < limit && byte_class(t[e]) == c) e++;
     return cap_chunk(t, pos, e);
 }
 

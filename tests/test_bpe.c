@@ -133,6 +133,96 @@ static void test_presplit(void) {
     free(t);
 }
 
+/* The old chunker, which scanned every run to its end (quadratic on long
+ * runs of one class): the bounded scan must cut exactly the same chunks. */
+static int ref_class(uint8_t c) {
+    if (c >= 0x80 || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return 1;
+    if (c >= '0' && c <= '9') return 2;
+    if (c == ' ' || (c >= '\t' && c <= '\r')) return 0;
+    return 3;
+}
+static size_t ref_cap(const uint8_t *t, size_t pos, size_t end) {
+    if (end - pos <= BPE_MAX_CHUNK) return end;
+    size_t e = pos + BPE_MAX_CHUNK;
+    while (e > pos + BPE_MAX_CHUNK - 3 && (t[e] & 0xC0) == 0x80) e--;
+    return e;
+}
+static size_t ref_next_chunk(const uint8_t *t, size_t len, size_t pos) {
+    size_t i = pos;
+    int c = ref_class(t[i]);
+    if (c == 0) {
+        if (t[i] == ' ' && i + 1 < len && ref_class(t[i + 1]) != 0) {
+            i++;
+            c = ref_class(t[i]);
+        } else {
+            size_t e = i;
+            while (e < len && ref_class(t[e]) == 0) e++;
+            if (e < len && e - i > 1 && t[e - 1] == ' ') e--;
+            return ref_cap(t, pos, e);
+        }
+    }
+    if (t[i] == '\'' && i + 1 < len && ref_class(t[i + 1]) == 1) { i++; c = 1; }
+    size_t e = i;
+    while (e < len && ref_class(t[e]) == c) e++;
+    return ref_cap(t, pos, e);
+}
+
+/* Chunks all of t; returns seconds, or -1 past the deadline (seconds). */
+static double chunk_all(const uint8_t *t, size_t n, double deadline, size_t *chunks) {
+    double t0 = now_seconds();
+    size_t p = 0, k = 0;
+    *chunks = 0;
+    while (p < n) {
+        p = bpe_next_chunk(t, n, p);
+        if (++k % 16 == 0 && now_seconds() - t0 > deadline) return -1;   /* often: a quadratic scan takes ms a chunk */
+    }
+    *chunks = k;
+    return now_seconds() - t0;
+}
+
+/* Long runs of one character class cost what normal text of the same size
+ * costs (issue 16: 2.4 MB took 11 s, 9 MB over 120 s), and are cut the same. */
+static void test_presplit_linear(void) {
+    uint64_t r = 12345;
+    for (int trial = 0; trial < 300; trial++) {      /* random texts with long runs */
+        const char *pieces[] = {"a", "7", " ", "-", "\n", "'", "\xc3\xa9", "\xe6\xbc\xa2"};
+        uint8_t t[2048];
+        size_t n = 0;
+        while (n < sizeof t - 700) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            const char *pc = pieces[(r >> 33) % 8];
+            size_t reps = 1 + (r >> 40) % ((r >> 20) % 4 == 0 ? 600 : 4), pl = strlen(pc);
+            for (size_t k = 0; k < reps && n + pl < sizeof t; k++, n += pl) memcpy(t + n, pc, pl);
+        }
+        for (size_t p = 0; p < n;) {
+            size_t e = bpe_next_chunk(t, n, p), want = ref_next_chunk(t, n, p);
+            if (e != want) {
+                CHECK(0, "trial %d: chunk at %zu ends at %zu, the unbounded scan says %zu",
+                      trial, p, e, want);
+                break;
+            }
+            p = e;
+        }
+    }
+    const size_t n = 10u << 20;                      /* 10 MB */
+    uint8_t *text = xmalloc(n);
+    const char *prose = "The quick brown fox, aged 12, jumps over 3 lazy dogs; it's 2024!\n";
+    for (size_t i = 0, m = strlen(prose); i < n; i++) text[i] = (uint8_t)prose[i % m];
+    size_t chunks = 0;
+    double normal = chunk_all(text, n, 60, &chunks);
+    const char *runs[] = {"a", "7", "-", " ", "\xe6\xbc\xa2"};
+    for (int i = 0; i < 5; i++) {
+        size_t m = strlen(runs[i]);
+        for (size_t k = 0; k < n; k++) text[k] = (uint8_t)runs[i][k % m];
+        double bound = 10 * normal + 0.5, took = chunk_all(text, n, bound, &chunks);
+        CHECK(took >= 0, "10 MB of one class ('%s') took over %.2f s (normal text %.3f s): "
+              "the chunker is not linear", runs[i], bound, normal);
+        printf("test_bpe: 10 MB of '%s': %.3f s, %zu chunks (normal text %.3f s)\n", runs[i],
+               took, chunks, normal);
+    }
+    free(text);
+}
+
 /* ------------------------------------ training against a naive reference */
 
 typedef struct { uint16_t *tok; size_t len; int64_t count; } RefWord;
@@ -381,6 +471,7 @@ int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_utf8();
     test_presplit();
+    test_presplit_linear();
     test_training();
     test_roundtrips();
     test_file_roundtrip();
