@@ -89,7 +89,8 @@ def open_dataset(path):
       ["batch_size"]: the facts the tables need, as ints.
     Raises OSError/ValueError if the file is not a reluscope dataset.
     """
-    ds = xr.open_dataset(path, engine="netcdf4")
+    # cache=False: a value read for one figure is not kept in the Dataset afterwards
+    ds = xr.open_dataset(path, engine="netcdf4", cache=False)
     missing = [d for d in ("size", "seed", "step", "layer") if d not in ds.variables]
     if missing:
         ds.close()

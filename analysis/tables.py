@@ -80,8 +80,9 @@ def table1(ds, source="train"):
     dim, sources = TABLE1_SOURCES[source]
     per_seed = xr.Dataset()
     for m, var in sources.items():
-        if var in ds.variables:
-            per_seed[m] = end_mean(ds[var], dim) * 100
+        if var in ds.variables:     # a size at a time: one size's series in memory at once
+            per_seed[m] = xr.concat([end_mean(ds[var].isel(size=[i]), dim)
+                                     for i in range(ds.sizes["size"])], dim="size") * 100
         else:
             per_seed[m] = xr.full_like(ds["batch_use"].isel(step=0, drop=True), np.nan)
     per_seed["seq_over_token"] = per_seed["seq_use"] / per_seed["token_use"].where(per_seed["token_use"] != 0)

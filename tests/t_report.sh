@@ -9,7 +9,9 @@
 #  B) one size, one seed, a run stopped before its end, no snapshots and no
 #     held-out evaluation: the report is still complete (std n/a, notes);
 #  C) A with one run absent (no series, no group), one run cut short and no
-#     effective rank (tests/report/damage.py): same checks, and the page says so.
+#     effective rank (tests/report/damage.py): same checks, and the page says so;
+#  D) every '# recipe:' block of docs/analysis.md runs (on A, on two one-seed
+#     task files, on a dataset being written); Figure 1 and Table 1 read lazily.
 # Chromium comes from Debian: scripts/install-report-deps.sh installs it.
 # shellcheck source=tests/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -31,6 +33,22 @@ report "$WORK/a/dataset.nc" -o "$WORK/rep_a" || fail "analysis.report on dataset
 "$PY" "$CHECK" "$WORK/a/dataset.nc" "$WORK/rep_a" || fail "report A differs from the file"
 deaths=$(awk -F, 'NR > 1 { n += $7 } END { print n + 0 }' "$WORK/rep_a/table3_deaths.csv")
 [ "$deaths" -gt 0 ] || fail "dataset A has no deaths: the death diagnostics were not exercised"
+
+# --- lazy reading: Figure 1 and Table 1 read their own variables, and nothing is
+# cached whole (a 10^5-step x 30-run file must not load whole for one figure)
+PYTHONPATH=$ROOT PYTHONDONTWRITEBYTECODE=1 "$PY" - "$WORK/a/dataset.nc" "$WORK/lazy" <<'PY' \
+    || fail "the report reads the dataset eagerly"
+import os, sys
+from analysis.load import open_data
+from analysis import figures, tables
+data = open_data(sys.argv[1])
+os.makedirs(sys.argv[2])
+figures.batch_use(data, sys.argv[2])
+tables.table1(data.ds)
+loaded = [v for v in data.ds.data_vars if data.ds[v].variable._in_memory and data.ds[v].ndim > 1]
+assert not loaded, f"variables read whole into the dataset: {loaded}"
+print(f"lazy: {len(data.ds.data_vars)} variables, none held in memory after Figure 1 and Table 1")
+PY
 
 # --- B: one size, one seed, unfinished, no snapshot groups, no held-out series
 write_tiny_config "$WORK/b.conf" "$WORK/data" "$WORK/b" "steps = 60" "stop_at_step = 40" \
