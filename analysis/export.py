@@ -17,7 +17,8 @@ import torch
 from .torch_model import hf_config
 
 # reluscope tensor -> (Hugging Face name, per layer?, shape of one layer's slice);
-# reluscope stores weights [in][out] like GPT-2's Conv1D, so none is transposed.
+# reluscope stores weights [in][out] like GPT-2's Conv1D, so only the untied head
+# (lmhead [d][V], read as an nn.Linear weight [V][d]) is transposed.
 MAPPING = {
     "wte": ("transformer.wte.weight", False, lambda s: (s["V"], s["d"])),
     "wpe": ("transformer.wpe.weight", False, lambda s: (s["T"], s["d"])),
@@ -35,6 +36,7 @@ MAPPING = {
     "fcprojb": ("transformer.h.{l}.mlp.c_proj.bias", True, lambda s: (s["d"],)),
     "lnfw": ("transformer.ln_f.weight", False, lambda s: (s["d"],)),
     "lnfb": ("transformer.ln_f.bias", False, lambda s: (s["d"],)),
+    "lmhead": ("lm_head.weight", False, lambda s: (s["d"], s["V"])),     # tie=0 only
 }
 
 
@@ -52,8 +54,7 @@ def state_dict(folder):
     out = {}
     for t in meta["tensors"]:
         if t["name"] not in MAPPING:
-            raise ValueError(f"{folder}: tensor {t['name']} is not supported by analysis.export "
-                             "(an architecture variant?)")
+            raise ValueError(f"{folder}: tensor {t['name']} is not known to analysis.export")
         name, per_layer, shape = MAPPING[t["name"]]
         a = flat[t["offset"]:t["offset"] + t["count"]].astype(np.float32)
         if per_layer:
@@ -61,9 +62,27 @@ def state_dict(folder):
             for l in range(size["L"]):
                 out[name.format(l=l)] = torch.from_numpy(a[l].copy())
         else:
-            out[name] = torch.from_numpy(a.reshape(shape(size)).copy())
-    out["lm_head.weight"] = out["transformer.wte.weight"]          # tied
-    return out, size
+            a = a.reshape(shape(size))
+            out[name] = torch.from_numpy((a.T if t["name"] == "lmhead" else a).copy())
+    variant = meta.get("variant", {})
+    if "lm_head.weight" not in out:
+        out["lm_head.weight"] = out["transformer.wte.weight"]      # tied
+    return out, size, variant
+
+
+def hf_state_dict(sd, size, variant):
+    """The state_dict for transformers.GPT2LMHeadModel: the variants GPT-2 can
+    express get their absent tensors as zeros (pos=none: wpe; mlp_bias=0: the
+    MLP biases); pos=rope has no GPT-2 form (ValueError)."""
+    if variant.get("pos") == "rope":
+        raise ValueError("pos=rope has no GPT-2 form: use analysis/torch_model.py")
+    out = dict(sd)
+    out.setdefault("transformer.wpe.weight", torch.zeros(size["T"], size["d"]))
+    for l in range(size["L"]):
+        p = f"transformer.h.{l}.mlp."
+        out.setdefault(p + "c_fc.bias", torch.zeros(size["F"]))
+        out.setdefault(p + "c_proj.bias", torch.zeros(size["d"]))
+    return out
 
 
 def main(argv):
@@ -71,7 +90,7 @@ def main(argv):
     p.add_argument("folder", help="the --out folder of `reluscope export`")
     args = p.parse_args(argv)
     try:
-        sd, size = state_dict(args.folder)
+        sd, size, variant = state_dict(args.folder)
     except (OSError, ValueError, KeyError) as e:
         print(f"analysis.export: error: {args.folder}: {e}", file=sys.stderr)
         return 1
@@ -80,7 +99,7 @@ def main(argv):
     os.replace(tmp, os.path.join(args.folder, "state_dict.pt"))
     tmp = os.path.join(args.folder, f".config.json.tmp.{os.getpid()}")
     with open(tmp, "w") as f:
-        json.dump(hf_config(size), f, indent=1)
+        json.dump(hf_config(size, variant), f, indent=1)
     os.replace(tmp, os.path.join(args.folder, "config.json"))
     print(f"export: {args.folder}/state_dict.pt, {args.folder}/config.json")
     return 0
