@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "intervene.h"
+#include "variant.h"
 #include "util.h"
 
 uint64_t data_seed_of(const Config *c, uint64_t run_seed) {
@@ -13,7 +14,7 @@ uint64_t data_seed_of(const Config *c, uint64_t run_seed) {
 
 static int same_shape(const ModelSize *a, const ModelSize *b) {
     return a->L == b->L && a->d == b->d && a->h == b->h && a->F == b->F && a->T == b->T &&
-           a->V == b->V;
+           a->V == b->V && variant_same(a, b);
 }
 
 /* A fork continues its parent's training: every key that changes results
@@ -58,11 +59,15 @@ static int check_fork(const Config *c, char *err, size_t errlen) {
         return fail_msg(err, errlen, "key 'fork_from': %s", why);
     for (int i = 0; i < c->n_sizes; i++) {
         const ModelSize *s = &c->sizes[i];
-        if (!same_shape(&ms, s))
+        if (!same_shape(&ms, s)) {
+            char theirs[128], mine[128];
+            variant_format(&ms, 0, theirs, sizeof theirs);
+            variant_format(s, 0, mine, sizeof mine);
             return fail_msg(err, errlen, "key 'fork_from': %s is a checkpoint of size L=%d d=%d "
-                            "h=%d F=%d T=%d V=%d, but size '%s' of the sweep is L=%d d=%d h=%d "
-                            "F=%d T=%d V=%d", c->fork_from, ms.L, ms.d, ms.h, ms.F, ms.T, ms.V,
-                            s->name, s->L, s->d, s->h, s->F, s->T, s->V);
+                            "h=%d F=%d T=%d V=%d%s, but size '%s' of the sweep is L=%d d=%d h=%d "
+                            "F=%d T=%d V=%d%s", c->fork_from, ms.L, ms.d, ms.h, ms.F, ms.T, ms.V,
+                            theirs, s->name, s->L, s->d, s->h, s->F, s->T, s->V, mine);
+        }
     }
     if (step >= c->steps)
         return fail_msg(err, errlen, "key 'fork_from': %s is at step %lld, but steps = %ld: "

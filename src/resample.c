@@ -65,13 +65,13 @@ static int planted_units(const Model *m, const int64_t *usage, int units[DEBUG_K
 }
 
 void debug_kill_spike(const Config *c, Model *m, const int64_t *usage, int64_t step) {
-    if (step != c->debug_kill_step) return;
+    if (step != c->debug_kill_step || !m->grads.fcb) return;   /* config: mlp_bias=1 needed */
     int units[DEBUG_KILL_UNITS], n = planted_units(m, usage, units);
     for (int i = 0; i < n; i++) m->grads.fcb[units[i]] += DEBUG_KILL_SPIKE;
 }
 
 void debug_kill_bias(const Config *c, Model *m, const int64_t *usage, int64_t step) {
-    if (step != c->debug_kill_step) return;
+    if (step != c->debug_kill_step || !m->params.fcb) return;
     int units[DEBUG_KILL_UNITS], n = planted_units(m, usage, units);
     for (int i = 0; i < n; i++) m->params.fcb[units[i]] = DEBUG_KILL_BIAS;
 }

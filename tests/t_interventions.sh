@@ -139,6 +139,8 @@ head -c 5000 "$WORK/fork20.bin" > "$WORK/cut.bin"
 expect_64 fork_damaged "cut.bin" "$C" fork_from="$WORK/cut.bin"
 expect_64 fork_size "but size 't3' of the sweep is" "$C" fork_from="$WORK/fork20.bin" \
     "size.t3=L=2 d=32 h=2 F=32 T=32 V=64" sizes=t3
+expect_64 fork_variant "V=64 act=relu2" "$C" fork_from="$WORK/fork20.bin" \
+    "size.t2=L=2 d=32 h=2 F=64 T=32 V=64 act=relu2"
 expect_64 fork_done "is at step 20, but steps = 20" "$C" fork_from="$WORK/fork20.bin" steps=20
 expect_64 fork_config "was trained with another config (lr = 0.003 stored, 0.001 now)" "$C" \
     fork_from="$WORK/fork20.bin" lr=1e-3
