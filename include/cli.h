@@ -8,4 +8,5 @@ int cmd_prepare(int argc, char **argv);  /* prepare.c */
 int cmd_merge(int argc, char **argv);    /* merge.c   */
 int cmd_plan(int argc, char **argv);     /* plan.c    */
 int cmd_export(int argc, char **argv);   /* export.c  */
+int cmd_schema(int argc, char **argv);   /* merge.c   */
 #endif

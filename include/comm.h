@@ -3,7 +3,8 @@
  *
  * A job's ranks are split once into groups; each group trains its queue of
  * runs one after another, data-parallel over the group's ranks. Job rank 0
- * writes the dataset: run leaders ship their records to it as messages. */
+ * writes the dataset: run leaders ship their records to it as tagged byte
+ * messages (sink.c owns the tags and what the bytes mean). */
 #ifndef RELUSCOPE_COMM_H
 #define RELUSCOPE_COMM_H
 #include <stddef.h>
@@ -15,10 +16,6 @@ typedef struct {
     int group;               /* index of the group */
     void *handle;            /* the group's MPI communicator (comm.c only) */
 } Comm;
-
-/* Message tags for records sent to job rank 0. */
-enum { TAG_STEP = 11, TAG_EVAL = 12, TAG_SNAPSHOT = 13, TAG_FLUSH_REQ = 14,
-       TAG_FLUSH_ACK = 15, TAG_RUN_DONE = 16 };
 
 void comm_init(int *argc, char ***argv);
 void comm_finalize(void);
@@ -49,15 +46,18 @@ void comm_world_barrier(void);
  * calls poll): a rank with nothing to do leaves its core idle. */
 void comm_world_barrier_idle(void);
 
-/* Records to job rank 0: non-blocking sends of byte buffers (copied). */
-void comm_send_to_writer(int tag, const void *buf, size_t bytes);
-/* On rank 0: receive one pending message if any (block = wait for one).
- * Returns 1 with *buf malloc'd (caller frees), 0 if none pending. */
-int  comm_recv_at_writer(int block, int *tag, int *source, void **buf, size_t *bytes);
-/* A run leader waits for rank 0's acknowledgement of a flush request. */
-void comm_wait_flush_ack(int64_t *acked_step);
-void comm_send_flush_ack(int dest, int64_t step);
-/* Complete every outstanding send (before exit). */
+/* Point-to-point byte messages between job ranks (MPI_COMM_WORLD); the
+ * tag is the caller's. Messages of one sender and tag arrive in order. */
+/* Non-blocking: buf is copied, the send completes in the background. */
+void comm_send_async(int dest, int tag, const void *buf, size_t bytes);
+/* Blocking send (small messages). */
+void comm_send(int dest, int tag, const void *buf, size_t bytes);
+/* One pending message from any rank with any tag, if there is one (block:
+ * wait for one). 1 with *buf malloc'd (caller frees), 0 if none. */
+int  comm_recv_any(int block, int *tag, int *source, void **buf, size_t *bytes);
+/* Wait for the message of `bytes` bytes with this tag from source. */
+void comm_recv_from(int source, int tag, void *buf, size_t bytes);
+/* Complete every outstanding comm_send_async (before exit). */
 void comm_drain_sends(void);
 
 /* The BLACS system handle of the group's communicator (collective-free; any

@@ -68,6 +68,7 @@ int hist_quantile(const int64_t *hist, int F, int64_t total, int q_e4);
 typedef struct {
     double token_use_mean, seq_use_mean, batch_use;
     double token_use_q[NUM_QUANTILES], seq_use_q[NUM_QUANTILES];
+    double hot_frac;       /* units active on more than half of the tokens / F */
     double dead_frac;
     int32_t turned_off, revived;
     /* resample_dead (intervene.h): units re-initialized at the step; units

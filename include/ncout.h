@@ -76,6 +76,10 @@ Ncout *ncout_open(const char *path, const NcoutMeta *meta, int overwrite,
 int ncout_write_step(Ncout *o, const StepRecord *r, char *err, size_t errlen);
 int ncout_write_eval(Ncout *o, const EvalRecord *r, char *err, size_t errlen);
 int ncout_write_snapshot(Ncout *o, const SnapshotRecord *r, char *err, size_t errlen);
+/* The same for a record already encoded (record_encode; p 8-byte aligned),
+ * as run leaders ship them to job rank 0. */
+int ncout_write_encoded(Ncout *o, RecKind kind, const unsigned char *p, size_t n, char *err,
+                        size_t errlen);
 
 /* Every buffered record into the journal: it survives a kill of this
  * process from now on, and reaches PATH at the next update (see above).

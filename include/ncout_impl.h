@@ -2,7 +2,7 @@
  * API for other modules: use ncout.h).
  *   ncout_meta.c     owned copies of NcoutMeta, validation, config compare
  *   ncout_schema.c   the variables, dimensions, attributes; ids; meta back
- *   ncout_journal.c  byte buffers, journal frames, record codecs, file copy
+ *   ncout_journal.c  journal frames and file, file copy (records: record.h)
  *   ncout_apply.c    decoded records -> NetCDF hyperslabs
  *   ncout.c          the writer: open / resume, buffered records, flush, close
  *   ncout_update.c   the writer's file updates: working copy, swap, catch-up */
@@ -12,29 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "ncout.h"
-
-/* ---- growable byte buffer (ncout_journal.c) ---- */
-typedef struct {
-    unsigned char *p;
-    size_t len, cap;
-} Bytes;
-void bytes_put(Bytes *b, const void *src, size_t n);
-void bytes_put_u32(Bytes *b, uint32_t v);
-void bytes_put_u64(Bytes *b, uint64_t v);
-void bytes_put_f64(Bytes *b, double v);
-void bytes_pad8(Bytes *b);
-void bytes_free(Bytes *b);
-
-/* Bounds-checked reading of what bytes_put_* wrote; `bad` sticks. */
-typedef struct {
-    const unsigned char *p;
-    size_t n, off;
-    int bad;
-} Cursor;
-uint32_t cur_u32(Cursor *c);
-uint64_t cur_u64(Cursor *c);
-double   cur_f64(Cursor *c);
-const void *cur_take(Cursor *c, size_t n);           /* n bytes in place */
 
 /* ---- meta (ncout_meta.c) ---- */
 /* An owned meta: its strings are malloc'd (never NULL after meta_copy). */
@@ -50,48 +27,20 @@ int  meta_n_runs(const NcoutMeta *m);
 int  meta_grid_diff(const NcoutMeta *a, const NcoutMeta *b, char *what, size_t n);
 
 /* ---- schema (ncout_schema.c) ---- */
-typedef enum { AX_STEP, AX_EVAL } Axis;
-typedef enum { TR_NONE, TR_LAYER, TR_QUANT, TR_SV } Trail;
-typedef struct {
-    const char *name;
-    nc_type type;
-    Axis axis;          /* (size, seed, step|eval, ...) */
-    Trail trail;        /* what follows: nothing, layer, layer+quantile, layer+sv */
-    const char *units, *long_name;
-} RootVar;
-
-enum {
-    V_LOSS, V_LR, V_GRAD_NORM, V_TOKENS_SEEN, V_STEP_TIME,
-    V_TOKEN_USE_MEAN, V_SEQ_USE_MEAN, V_BATCH_USE, V_DEAD_FRAC, V_TURNED_OFF, V_REVIVED,
-    V_TOKEN_USE_Q, V_SEQ_USE_Q,
-    V_EVAL_LOSS, V_EVAL_TOKENS, V_EVAL_TOKEN_USE_MEAN, V_EVAL_SEQ_USE_MEAN, V_EVAL_BATCH_USE,
-    V_EVAL_TOKEN_USE_Q, V_EVAL_SEQ_USE_Q, V_EFF_RANK, V_PARTICIPATION, V_STABLE_RANK_FC,
-    V_STABLE_RANK_PROJ, V_SINGULAR_VALUES,
-    N_ROOT_VARS
-};
-extern const RootVar NC_ROOT_VARS[N_ROOT_VARS];
-
-/* Per-run snapshot group: (snapshot) or (snapshot, layer, unit). */
-enum {
-    G_TOKENS_SINCE, G_FIRES_SINCE, G_LAST_FIRE, G_PREMAX, G_PREMEAN, G_B_IN, G_FC_NORM,
-    G_PROJ_NORM, N_GROUP_VARS
-};
-typedef struct {
-    const char *name;
-    nc_type type;
-    int per_unit;
-    const char *units, *long_name;
-} GroupVar;
-extern const GroupVar NC_GROUP_VARS[N_GROUP_VARS];
+/* The NetCDF type of a variable of OUT_VARS (record.h), and whether it
+ * lives in the root group (step and eval records) or a run's group. */
+nc_type outvar_nc_type(const OutVar *v);
+int schema_format_version(void);             /* the reluscope_format attribute */
+static inline int outvar_in_root(const OutVar *v) { return v->rec != REC_SNAPSHOT; }
 
 /* The ids of an open dataset's variables (-1: absent). */
 typedef struct {
     int ncid;
-    int step_coord, eval_step;
-    int var[N_ROOT_VARS];
+    int step_coord, eval_coord, eval_step;
+    int var[MAX_OUT_VARS];           /* root variables of OUT_VARS (-1: other or absent) */
     int n_runs;
-    int *grp, *snap_step;            /* [n_runs] */
-    int (*gvar)[N_GROUP_VARS];       /* [n_runs] */
+    int *grp, *snap_coord, *snap_step;   /* [n_runs] */
+    int (*gvar)[MAX_OUT_VARS];       /* [n_runs]: group variables of OUT_VARS */
 } NcIds;
 
 /* "SHOWN: WHAT: <netcdf message>" into err; returns -1. */
@@ -118,7 +67,8 @@ int  schema_add_history(int ncid, const char *line, const char *shown, char *err
 size_t schema_chunk_len(size_t bytes_per_slot, long n_expected);
 
 /* ---- journal (ncout_journal.c) ---- */
-enum { FR_STEP = 1, FR_EVAL = 2, FR_SNAPSHOT = 3, FR_HISTORY = 4 };
+/* Frame types: a record (its RecKind, 1..3) or a history line. */
+enum { FR_STEP = REC_STEP, FR_EVAL = REC_EVAL, FR_SNAPSHOT = REC_SNAPSHOT, FR_HISTORY = 4 };
 #define FRAME_HEAD 24            /* magic, type, flags, stored/raw lengths, sequence number */
 typedef struct {
     int type;
@@ -128,13 +78,6 @@ typedef struct {
     unsigned char *owned;            /* set when inflated: free it */
 } Frame;
 
-/* Record codecs: payload of one frame. */
-void encode_step(Bytes *out, const StepRecord *r);
-void encode_eval(Bytes *out, const EvalRecord *r);
-void encode_snapshot(Bytes *out, const SnapshotRecord *r);
-int  decode_step(const Frame *f, StepRecord *r);          /* 0 ok, -1 malformed */
-int  decode_eval(const Frame *f, EvalRecord *r);          /* r->singular_values into f */
-int  decode_snapshot(const Frame *f, SnapshotRecord *r);  /* arrays point into f */
 /* Append a framed payload (deflated when large) to b. */
 void frame_append(Bytes *b, int type, uint64_t seq, const Bytes *payload);
 /* Parse frames from p[0..n): stops at the first incomplete or corrupt frame;

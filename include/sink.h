@@ -1,8 +1,12 @@
-/* sink.h — where a run's records go. Job rank 0 owns the dataset (ncout.h)
- * and the progress log; other run leaders ship their records to it through
- * comm.h while they train. Rank 0 also trains: on a small allocation a
+/* sink.h — where a run's records go. Job rank 0 owns the dataset
+ * (OUT_DIR/dataset.nc through ncout.h) and the progress log; other run
+ * leaders ship their records to it while they train, encoded as the
+ * journal encodes them (record_encode), as tagged messages (comm.h; the
+ * tags are sink.c's). Rank 0 also trains: on a small allocation a
  * dedicated writer rank would idle most of the time (writing is < 1% of a
- * step), so it polls for records between its own steps instead. */
+ * step), so it polls for records between its own steps instead. Every
+ * failure to write is a one-line fatal error (the checkpoints stay intact:
+ * a checkpoint is never ahead of the durable dataset). */
 #ifndef RELUSCOPE_SINK_H
 #define RELUSCOPE_SINK_H
 #include "config.h"
@@ -23,17 +27,14 @@ void sink_eval(const EvalRecord *r);
 void sink_snapshot(const SnapshotRecord *r);
 /* Before a checkpoint at `step`: every record of the run so far is durable. */
 void sink_make_durable(int run, int64_t step);
+/* Rank 0: the first step in [from, upto) that run lacks in the dataset
+ * (upto: none), for the resume check (resume.c). */
+int64_t sink_first_missing_step(int run, int64_t from, int64_t upto);
 /* Rank 0: handle records that arrived from other runs (non-blocking). */
 void sink_poll(void);
 /* A group has finished its queue (or stopped): its leader tells rank 0. */
 void sink_group_done(int group);
 /* Rank 0: wait until every other group is done, flush, close. */
 void sink_close(int n_groups);
-
-/* Pack/unpack for messages (record.c). Returned buffers are malloc'd. */
-void *pack_eval(const EvalRecord *r, size_t *bytes);
-void  unpack_eval(EvalRecord *r, void *buf);          /* points into buf */
-void *pack_snapshot(const SnapshotRecord *r, size_t *bytes);
-void  unpack_snapshot(SnapshotRecord *r, void *buf);  /* points into buf */
 
 #endif

@@ -1,4 +1,4 @@
-/* util.h — errors, allocation, atomic files, checksums, timing.
+/* util.h — errors, allocation, atomic files, checksums, timing, byte buffers.
  * Plain C, no MPI: every module may use it. */
 #ifndef RELUSCOPE_UTIL_H
 #define RELUSCOPE_UTIL_H
@@ -59,5 +59,30 @@ int write_all(FILE *fp, const void *buf, size_t len);
  * echoes them) become \xNN; valid UTF-8 text stays. Idempotent. Returns -1,
  * so that a reader can end with `return terminal_safe(err, errlen);`. */
 int terminal_safe(char *msg, size_t msglen);
+
+/* A growable byte buffer (dies when memory runs out) ... */
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+} Bytes;
+void bytes_reserve(Bytes *b, size_t more);           /* room for `more` bytes after len */
+void bytes_put(Bytes *b, const void *src, size_t n);
+void bytes_put_u32(Bytes *b, uint32_t v);            /* native endian */
+void bytes_put_u64(Bytes *b, uint64_t v);
+void bytes_put_f64(Bytes *b, double v);
+void bytes_pad8(Bytes *b);                           /* zeros up to a multiple of 8 */
+void bytes_free(Bytes *b);
+
+/* ... and bounds-checked reading of what bytes_put_* wrote: a read past
+ * the end returns 0 / NULL and sets `bad`, which sticks. */
+typedef struct {
+    const unsigned char *p;
+    size_t n, off;
+    int bad;
+} Cursor;
+uint32_t cur_u32(Cursor *c);
+uint64_t cur_u64(Cursor *c);
+double   cur_f64(Cursor *c);
+const void *cur_take(Cursor *c, size_t n);           /* n bytes in place */
 
 #endif

@@ -107,7 +107,7 @@ void comm_world_barrier_idle(void) {
     }
 }
 
-/* Outstanding sends to the writer: each keeps its buffer until complete. */
+/* Outstanding asynchronous sends: each keeps its buffer until complete. */
 typedef struct { MPI_Request req; void *buf; } PendingSend;
 static PendingSend *pending = NULL;
 static int n_pending = 0, cap_pending = 0;
@@ -123,20 +123,29 @@ static void reap_sends(void) {
     n_pending = kept;
 }
 
-void comm_send_to_writer(int tag, const void *buf, size_t bytes) {
+static int msg_count(size_t bytes) {
+    if (bytes > (size_t)2147483647) die("a message of %zu bytes is beyond MPI's int count", bytes);
+    return (int)bytes;
+}
+
+void comm_send_async(int dest, int tag, const void *buf, size_t bytes) {
     reap_sends();
     if (n_pending == cap_pending) {
         cap_pending = cap_pending ? 2 * cap_pending : 16;
         pending = realloc(pending, (size_t)cap_pending * sizeof *pending);
-        if (!pending) die("out of memory queueing records");
+        if (!pending) die("out of memory queueing messages");
     }
     PendingSend *p = &pending[n_pending++];
-    p->buf = xmalloc(bytes);
-    memcpy(p->buf, buf, bytes);
-    MPI_Isend(p->buf, (int)bytes, MPI_BYTE, 0, tag, MPI_COMM_WORLD, &p->req);
+    p->buf = xmalloc(bytes ? bytes : 1);
+    if (bytes) memcpy(p->buf, buf, bytes);
+    MPI_Isend(p->buf, msg_count(bytes), MPI_BYTE, dest, tag, MPI_COMM_WORLD, &p->req);
 }
 
-int comm_recv_at_writer(int block, int *tag, int *source, void **buf, size_t *bytes) {
+void comm_send(int dest, int tag, const void *buf, size_t bytes) {
+    MPI_Send(buf, msg_count(bytes), MPI_BYTE, dest, tag, MPI_COMM_WORLD);
+}
+
+int comm_recv_any(int block, int *tag, int *source, void **buf, size_t *bytes) {
     MPI_Status st;
     int flag = 1;
     if (block) MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
@@ -144,7 +153,7 @@ int comm_recv_at_writer(int block, int *tag, int *source, void **buf, size_t *by
     if (!flag) return 0;
     int count;
     MPI_Get_count(&st, MPI_BYTE, &count);
-    *buf = xmalloc((size_t)count);
+    *buf = xmalloc(count > 0 ? (size_t)count : 1);
     MPI_Recv(*buf, count, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     *tag = st.MPI_TAG;
     *source = st.MPI_SOURCE;
@@ -152,12 +161,8 @@ int comm_recv_at_writer(int block, int *tag, int *source, void **buf, size_t *by
     return 1;
 }
 
-void comm_wait_flush_ack(int64_t *acked_step) {
-    MPI_Recv(acked_step, 1, MPI_INT64_T, 0, TAG_FLUSH_ACK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-}
-
-void comm_send_flush_ack(int dest, int64_t step) {
-    MPI_Send(&step, 1, MPI_INT64_T, dest, TAG_FLUSH_ACK, MPI_COMM_WORLD);
+void comm_recv_from(int source, int tag, void *buf, size_t bytes) {
+    MPI_Recv(buf, msg_count(bytes), MPI_BYTE, source, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 }
 
 void comm_drain_sends(void) {

@@ -23,6 +23,7 @@ static void usage(FILE *fp) {
         "  merge IN.nc ... -o OUT.nc                 combine the datasets of array tasks\n"
         "  plan CONFIG [key=value ...] [--json]      the effective config, runs and rank groups\n"
         "  export --checkpoint F --out DIR           a checkpoint's weights for PyTorch\n"
+        "  schema --json                             the dataset's variables, as JSON\n"
         "  --version                                 print the version and the BLAS kernels\n",
         reluscope_version());
 }
@@ -49,6 +50,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "merge")) return cmd_merge(argc - 1, argv + 1);
     if (!strcmp(argv[1], "plan")) return cmd_plan(argc - 1, argv + 1);
     if (!strcmp(argv[1], "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "schema")) return cmd_schema(argc - 1, argv + 1);
     int (*cmd)(int, char **) = NULL;
     if (!strcmp(argv[1], "train")) cmd = cmd_train;
     else if (!strcmp(argv[1], "eval")) cmd = cmd_eval;

@@ -1,4 +1,5 @@
-/* merge.c — `reluscope merge`: the datasets of a Slurm array's tasks (each
+/* merge.c — the dataset commands. `reluscope schema` prints the table of
+ * output variables (record.h) as JSON. `reluscope merge`: the datasets of a Slurm array's tasks (each
  * some sizes x seeds of one sweep) into one dataset of every size and seed,
  * laid out exactly as if one job had written it (the same schema code), so
  * that xarray sees one Dataset. Also `merge --repair` for a dataset left by
@@ -203,16 +204,20 @@ static int copy_groups(const Input *in, const NcIds *out, const NcoutMeta *u, co
         ncout_group_name(m->sizes[si].name, m->seeds[ki], name, sizeof name);
         int s = nc_inq_ncid(in->ncid, name, &g);
         if (s) return nc_fail(s, in->path, name, err, errlen);
-        if ((s = nc_inq_varid(g, "snapshot_step", &v)))
-            return nc_fail(s, in->path, name, err, errlen);
-        if (copy_var(g, v, out->grp[ur], out->snap_step[ur], 0, NULL, NULL, in->path, outpath,
-                     "snapshot_step", err, errlen) != 0)
-            return -1;
-        for (int i = 0; i < N_GROUP_VARS; i++) {
-            if ((s = nc_inq_varid(g, NC_GROUP_VARS[i].name, &v)))
-                return nc_fail(s, in->path, NC_GROUP_VARS[i].name, err, errlen);
+        const char *coord[2] = {"snapshot", "snapshot_step"};
+        const int ocoord[2] = {out->snap_coord[ur], out->snap_step[ur]};
+        for (int i = 0; i < 2; i++) {
+            if ((s = nc_inq_varid(g, coord[i], &v))) return nc_fail(s, in->path, name, err, errlen);
+            if (copy_var(g, v, out->grp[ur], ocoord[i], 0, NULL, NULL, in->path, outpath, coord[i],
+                         err, errlen) != 0)
+                return -1;
+        }
+        for (int i = 0; i < N_OUT_VARS; i++) {
+            const char *vn = OUT_VARS[i].name;
+            if (outvar_in_root(&OUT_VARS[i])) continue;
+            if ((s = nc_inq_varid(g, vn, &v))) return nc_fail(s, in->path, vn, err, errlen);
             if (copy_var(g, v, out->grp[ur], out->gvar[ur][i], 0, NULL, NULL, in->path, outpath,
-                         NC_GROUP_VARS[i].name, err, errlen) != 0)
+                         vn, err, errlen) != 0)
                 return -1;
         }
     }
@@ -222,22 +227,23 @@ static int copy_groups(const Input *in, const NcIds *out, const NcoutMeta *u, co
 static int copy_input(const Input *in, const NcIds *out, const NcoutMeta *u, const char *outpath,
                       char *err, size_t errlen) {
     const NcoutMeta *m = &in->m;
-    for (int i = 0; i < N_ROOT_VARS; i++) {
+    for (int i = 0; i < N_OUT_VARS; i++) {
         if (out->var[i] < 0) continue;
-        int v, s = nc_inq_varid(in->ncid, NC_ROOT_VARS[i].name, &v);
-        if (s) return nc_fail(s, in->path, NC_ROOT_VARS[i].name, err, errlen);
+        int v, s = nc_inq_varid(in->ncid, OUT_VARS[i].name, &v);
+        if (s) return nc_fail(s, in->path, OUT_VARS[i].name, err, errlen);
         for (int r = 0; r < meta_n_runs(m); r++) {
             size_t lin[2] = {(size_t)(r / m->n_seeds), (size_t)(r % m->n_seeds)};
             size_t lout[2] = {(size_t)in->size_map[lin[0]], (size_t)in->seed_map[lin[1]]};
             if (copy_var(in->ncid, v, out->ncid, out->var[i], 2, lin, lout, in->path, outpath,
-                         NC_ROOT_VARS[i].name, err, errlen) != 0)
+                         OUT_VARS[i].name, err, errlen) != 0)
                 return -1;
         }
     }
     return copy_groups(in, out, u, outpath, err, errlen);
 }
 
-/* step = 0..max-1; eval_step = the inputs' values where they have one. */
+/* step = 0..max-1; eval = 0..max-1; eval_step = the inputs' values where
+ * they have one. */
 static int write_axes(const Input *ins, int n, const NcIds *out, const char *outpath, char *err,
                       size_t errlen) {
     size_t nstep = 0, neval = 0, len;
@@ -263,9 +269,11 @@ static int write_axes(const Input *ins, int n, const NcIds *out, const char *out
         for (size_t k = 0; k < len; k++) if (v[k] != NC_FILL_INT64) e[k] = v[k];
     }
     if (!s && neval) s = nc_put_vara(out->ncid, out->eval_step, &zero, &neval, e);
+    for (size_t k = 0; k < neval; k++) v[k] = (long long)k;
+    if (!s && neval) s = nc_put_vara(out->ncid, out->eval_coord, &zero, &neval, v);
     free(v);
     free(e);
-    return s ? nc_fail(s, outpath, "step/eval_step coordinates", err, errlen) : 0;
+    return s ? nc_fail(s, outpath, "step/eval/eval_step coordinates", err, errlen) : 0;
 }
 
 static int same_file(const char *a, const char *b) {
@@ -471,4 +479,61 @@ int cmd_merge(int argc, char **argv) {
     }
     free(inputs);
     return rc;
+}
+
+/* ---- `reluscope schema`: the variable table for scripts ---- */
+
+static void json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+/* The dimensions of a variable, as the file has them. */
+static int outvar_dims(const OutVar *v, const char **dims) {
+    static const char *const axis[] = {[REC_STEP] = "step", [REC_EVAL] = "eval",
+                                       [REC_SNAPSHOT] = "snapshot"};
+    int n = 0;
+    if (outvar_in_root(v)) { dims[n++] = "size"; dims[n++] = "seed"; }
+    dims[n++] = axis[v->rec];
+    if (v->shape != SH_ONE) dims[n++] = "layer";
+    if (v->shape == SH_QUANT) dims[n++] = "quantile";
+    if (v->shape == SH_SV) dims[n++] = "sv";
+    if (v->shape == SH_UNIT) dims[n++] = "unit";
+    return n;
+}
+
+int cmd_schema(int argc, char **argv) {
+    if (argc != 2 || strcmp(argv[1], "--json") != 0) {
+        fprintf(argc > 1 && strcmp(argv[1], "--help") ? stderr : stdout,
+                "usage: reluscope schema --json\n"
+                "Prints every data variable of the dataset (docs/dataset.md) as JSON: name, group\n"
+                "(\"root\", or \"run\" for each run's snapshot group), record (step, eval,\n"
+                "snapshot), dims, type, units, long_name; in the order the file creates them.\n");
+        return argc > 1 && !strcmp(argv[1], "--help") ? 0 : 64;
+    }
+    printf("{\"format\": %d, \"variables\": [\n", schema_format_version());
+    for (int i = 0; i < N_OUT_VARS; i++) {
+        const OutVar *v = &OUT_VARS[i];
+        static const char *const rec[] = {[REC_STEP] = "step", [REC_EVAL] = "eval",
+                                          [REC_SNAPSHOT] = "snapshot"};
+        const char *dims[6];
+        int nd = outvar_dims(v, dims);
+        printf("  {\"name\": ");
+        json_string(v->name);
+        printf(", \"group\": \"%s\", \"record\": \"%s\", \"dims\": [",
+               outvar_in_root(v) ? "root" : "run", rec[v->rec]);
+        for (int d = 0; d < nd; d++) printf("%s\"%s\"", d ? ", " : "", dims[d]);
+        printf("], \"type\": \"%s\", \"units\": ", valtype_name(v->type));
+        json_string(v->units);
+        printf(", \"long_name\": ");
+        json_string(v->long_name);
+        printf("}%s\n", i + 1 < N_OUT_VARS ? "," : "");
+    }
+    printf("]}\n");
+    return 0;
 }

@@ -287,15 +287,19 @@ static void hist_sums(const int64_t *hist, int F, int64_t *items, int64_t *value
 
 void usage_summarize(const UsageCounts *c, int F, LayerMetrics *out) {
     if (F < 1) die("usage_summarize: a layer needs at least one hidden unit (F = %d)", F);
-    int64_t N, S, token_units, seq_units, used = 0;
+    int64_t N, S, token_units, seq_units, used = 0, hot = 0;
     hist_sums(c->token_hist, F, &N, &token_units);
     hist_sums(c->seq_hist, F, &S, &seq_units);
-    for (int f = 0; f < F; f++) used += c->fire_count[f] > 0;
+    for (int f = 0; f < F; f++) {
+        used += c->fire_count[f] > 0;
+        hot += 2 * c->fire_count[f] > N;     /* on more than half of the N tokens */
+    }
     /* every result is one division of exact integers: the same bits on any
      * rank count, since the integers are summed exactly across ranks */
     out->token_use_mean = N > 0 ? (double)token_units / ((double)N * F) : 0.0;
     out->seq_use_mean = S > 0 ? (double)seq_units / ((double)S * F) : 0.0;
     out->batch_use = (double)used / F;
+    out->hot_frac = (double)hot / F;
     for (int i = 0; i < NUM_QUANTILES; i++) {
         int q = QUANTILE_LEVELS_E4[i];
         out->token_use_q[i] = (double)hist_quantile(c->token_hist, F, N, q) / F;

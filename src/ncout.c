@@ -278,37 +278,54 @@ static int buffer_frame(Ncout *o, int type, char *err, size_t errlen) {
     return 0;
 }
 
+/* A record that fits the grid (its arrays present), encoded into a frame. */
+static int write_record(Ncout *o, RecKind kind, const void *rec, char *err, size_t errlen) {
+    static const char *const what[] = {[REC_STEP] = "step", [REC_EVAL] = "eval",
+                                       [REC_SNAPSHOT] = "snapshot"};
+    RecHead h = record_head(kind, rec);
+    if (check_record(o, what[kind], h.run, h.L, h.step, err, errlen) != 0) return -1;
+    const NcoutMeta *m = &o->meta;
+    const ModelSize *s = &m->sizes[h.run / m->n_seeds];
+    int fits = kind == REC_STEP ? 1
+             : kind == REC_EVAL ? m->eval_every > 0 && h.extra <= m->topk
+             : m->snapshot_every > 0 && h.extra == s->F;
+    for (int i = 0; i < N_OUT_VARS && fits; i++) {
+        const OutVar *v = &OUT_VARS[i];
+        const void *ptr = NULL;
+        if (v->rec != kind || (v->shape != SH_SV && v->shape != SH_UNIT)) continue;
+        memcpy(&ptr, (const char *)rec + v->offset, sizeof ptr);
+        fits = ptr != NULL || outvar_count(v, h.L, h.extra) == 0;
+    }
+    if (!fits) {
+        snprintf(err, errlen, "%s: %s record of run %d step %lld does not fit (eval_every %ld, "
+                 "%d of %d singular values; snapshot_every %ld, F %d of %d; or an array "
+                 "missing)", o->path, what[kind], h.run, (long long)h.step, m->eval_every,
+                 kind == REC_EVAL ? h.extra : 0, m->topk, m->snapshot_every,
+                 kind == REC_SNAPSHOT ? h.extra : s->F, s->F);
+        return -1;
+    }
+    record_encode(kind, rec, &o->scratch);
+    return buffer_frame(o, (int)kind, err, errlen);
+}
+
 int ncout_write_step(Ncout *o, const StepRecord *r, char *err, size_t errlen) {
-    if (check_record(o, "step", r->run, r->L, r->step, err, errlen) != 0) return -1;
-    encode_step(&o->scratch, r);
-    return buffer_frame(o, FR_STEP, err, errlen);
+    return write_record(o, REC_STEP, r, err, errlen);
 }
-
 int ncout_write_eval(Ncout *o, const EvalRecord *r, char *err, size_t errlen) {
-    if (check_record(o, "eval", r->run, r->L, r->step, err, errlen) != 0) return -1;
-    int topk = r->singular_values ? r->topk : 0;
-    if (o->meta.eval_every <= 0 || topk < 0 || topk > o->meta.topk) {
-        snprintf(err, errlen, "%s: eval record of run %d step %lld does not fit (eval_every %ld, "
-                 "%d singular values for a dataset of %d)", o->path, r->run, (long long)r->step,
-                 o->meta.eval_every, topk, o->meta.topk);
-        return -1;
-    }
-    encode_eval(&o->scratch, r);
-    return buffer_frame(o, FR_EVAL, err, errlen);
+    return write_record(o, REC_EVAL, r, err, errlen);
+}
+int ncout_write_snapshot(Ncout *o, const SnapshotRecord *r, char *err, size_t errlen) {
+    return write_record(o, REC_SNAPSHOT, r, err, errlen);
 }
 
-int ncout_write_snapshot(Ncout *o, const SnapshotRecord *r, char *err, size_t errlen) {
-    if (check_record(o, "snapshot", r->run, r->L, r->step, err, errlen) != 0) return -1;
-    const ModelSize *s = &o->meta.sizes[r->run / o->meta.n_seeds];
-    if (o->meta.snapshot_every <= 0 || r->F != s->F || !r->fires_since || !r->last_fire ||
-        !r->premax || !r->premean || !r->b_in || !r->fc_norm || !r->proj_norm) {
-        snprintf(err, errlen, "%s: snapshot record of run %d step %lld does not fit (F %d vs %d, "
-                 "snapshot_every %ld, or an array missing)", o->path, r->run, (long long)r->step,
-                 r->F, s->F, o->meta.snapshot_every);
+int ncout_write_encoded(Ncout *o, RecKind kind, const unsigned char *p, size_t n, char *err,
+                        size_t errlen) {
+    static _Alignas(8) union { StepRecord s; EvalRecord e; SnapshotRecord n; } rec;
+    if (kind < REC_STEP || kind > REC_SNAPSHOT || record_decode(kind, p, n, &rec) != 0) {
+        snprintf(err, errlen, "%s: a malformed record (kind %d, %zu bytes)", o->path, (int)kind, n);
         return -1;
     }
-    encode_snapshot(&o->scratch, r);
-    return buffer_frame(o, FR_SNAPSHOT, err, errlen);
+    return write_record(o, kind, &rec, err, errlen);
 }
 
 /* ---- flush ---- */

@@ -35,87 +35,52 @@ static int bad_record(ApplyCtx *x, const char *kind, int run, int64_t step, cons
     return -1;
 }
 
-/* Staging arrays of one step range, variable-major as the file wants them. */
-typedef struct {
-    double *scalar[4];               /* loss, lr, grad_norm, step_time: [n] */
-    long long *tokens;               /* [n] */
-    double *layer[4];                /* token/seq mean, batch_use, dead_frac: [n][L] */
-    int *count[2];                   /* turned_off, revived: [n][L] */
-    double *q[2];                    /* token/seq quantiles: [n][L][Q] */
-} Stage;
-
-static void stage_alloc(Stage *s, size_t n, size_t L) {
-    for (int i = 0; i < 4; i++) s->scalar[i] = xmalloc(n * sizeof(double));
-    s->tokens = xmalloc(n * sizeof(long long));
-    for (int i = 0; i < 4; i++) s->layer[i] = xmalloc(n * L * sizeof(double));
-    for (int i = 0; i < 2; i++) s->count[i] = xmalloc(n * L * sizeof(int));
-    for (int i = 0; i < 2; i++) s->q[i] = xmalloc(n * L * NUM_QUANTILES * sizeof(double));
+/* The dimensions after (size, seed, step|eval) of a variable's slab for
+ * one record: layer [, quantile|sv]; returns the number of them. */
+static int trail_dims(const OutVar *v, int L, int extra, size_t *count) {
+    if (v->shape == SH_ONE) return 0;
+    count[0] = (size_t)L;
+    if (v->shape == SH_LAYER) return 1;
+    count[1] = v->shape == SH_QUANT ? NUM_QUANTILES : (size_t)extra;
+    return 2;
 }
 
-static void stage_free(Stage *s) {
-    for (int i = 0; i < 4; i++) { free(s->scalar[i]); free(s->layer[i]); }
-    for (int i = 0; i < 2; i++) { free(s->count[i]); free(s->q[i]); }
-    free(s->tokens);
-}
-
-static void stage_put(Stage *s, size_t i, const StepRecord *r) {
-    double sc[4] = {r->loss, r->lr, r->grad_norm, r->step_time};
-    for (int k = 0; k < 4; k++) s->scalar[k][i] = sc[k];
-    s->tokens[i] = r->tokens_seen;
-    size_t L = (size_t)r->L;
-    for (size_t l = 0; l < L; l++) {
-        const LayerMetrics *m = &r->layers[l];
-        size_t j = i * L + l;
-        s->layer[0][j] = m->token_use_mean;
-        s->layer[1][j] = m->seq_use_mean;
-        s->layer[2][j] = m->batch_use;
-        s->layer[3][j] = m->dead_frac;
-        s->count[0][j] = m->turned_off;
-        s->count[1][j] = m->revived;
-        memcpy(s->q[0] + j * NUM_QUANTILES, m->token_use_q, sizeof m->token_use_q);
-        memcpy(s->q[1] + j * NUM_QUANTILES, m->seq_use_q, sizeof m->seq_use_q);
+/* Every root variable of `kind`, for n consecutive slots of one run, from
+ * stage[i] (n records' values each, slot-major). */
+static int put_slab(ApplyCtx *x, RecKind kind, void *const *stage, int run, size_t first,
+                    size_t n, int L, int extra, char *err, size_t errlen) {
+    size_t start[5] = {(size_t)(run / x->m->n_seeds), (size_t)(run % x->m->n_seeds), first, 0, 0};
+    size_t count[5] = {1, 1, n, 0, 0};
+    for (int i = 0; i < N_OUT_VARS; i++) {
+        const OutVar *v = &OUT_VARS[i];
+        if (v->rec != kind || x->ids->var[i] < 0 || outvar_count(v, L, extra) == 0) continue;
+        trail_dims(v, L, extra, count + 3);
+        PUT(nc_put_vara(x->ids->ncid, x->ids->var[i], start, count, stage[i]), v->name);
     }
-}
-
-static int put_stage(ApplyCtx *x, const Stage *s, int run, int64_t first, size_t n, int L,
-                     char *err, size_t errlen) {
-    const int *v = x->ids->var;
-    int ncid = x->ids->ncid;
-    size_t start[5] = {(size_t)(run / x->m->n_seeds), (size_t)(run % x->m->n_seeds),
-                       (size_t)first, 0, 0};
-    size_t count[5] = {1, 1, n, (size_t)L, NUM_QUANTILES};
-    const int sc[4] = {V_LOSS, V_LR, V_GRAD_NORM, V_STEP_TIME};
-    for (int k = 0; k < 4; k++)
-        PUT(nc_put_vara_double(ncid, v[sc[k]], start, count, s->scalar[k]),
-            NC_ROOT_VARS[sc[k]].name);
-    PUT(nc_put_vara(ncid, v[V_TOKENS_SEEN], start, count, s->tokens), "tokens_seen");
-    const int ly[4] = {V_TOKEN_USE_MEAN, V_SEQ_USE_MEAN, V_BATCH_USE, V_DEAD_FRAC};
-    for (int k = 0; k < 4; k++)
-        PUT(nc_put_vara_double(ncid, v[ly[k]], start, count, s->layer[k]),
-            NC_ROOT_VARS[ly[k]].name);
-    PUT(nc_put_vara_int(ncid, v[V_TURNED_OFF], start, count, s->count[0]), "turned_off");
-    PUT(nc_put_vara_int(ncid, v[V_REVIVED], start, count, s->count[1]), "revived");
-    PUT(nc_put_vara_double(ncid, v[V_TOKEN_USE_Q], start, count, s->q[0]), "token_use_q");
-    PUT(nc_put_vara_double(ncid, v[V_SEQ_USE_Q], start, count, s->q[1]), "seq_use_q");
     return 0;
 }
 
 /* refs[0..n): one run, consecutive distinct steps. */
 static int write_step_range(ApplyCtx *x, const Ref *refs, size_t n, char *err, size_t errlen) {
     int run = refs[0].run, L = x->m->sizes[run / x->m->n_seeds].L;
-    Stage s;
-    stage_alloc(&s, n, (size_t)L);
+    void *stage[MAX_OUT_VARS] = {0};
+    size_t bytes[MAX_OUT_VARS] = {0};
+    for (int i = 0; i < N_OUT_VARS; i++)
+        if (OUT_VARS[i].rec == REC_STEP) {
+            bytes[i] = outvar_count(&OUT_VARS[i], L, 0) * valtype_size(OUT_VARS[i].type);
+            stage[i] = xmalloc(n * bytes[i]);
+        }
     StepRecord *r = xmalloc(sizeof *r);
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (decode_step(refs[i].f, r) != 0 || r->L != L)
-            rc = bad_record(x, "step", run, refs[i].step, "is malformed", err, errlen);
-        else
-            stage_put(&s, i, r);
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        if (record_decode(REC_STEP, refs[k].f->payload, refs[k].f->len, r) != 0 || r->L != L)
+            rc = bad_record(x, "step", run, refs[k].step, "is malformed", err, errlen);
+        for (int i = 0; i < N_OUT_VARS && rc == 0; i++)
+            if (stage[i]) outvar_gather(&OUT_VARS[i], r, L, 0, (char *)stage[i] + k * bytes[i]);
     }
-    if (rc == 0) rc = put_stage(x, &s, run, refs[0].step, n, L, err, errlen);
+    if (rc == 0) rc = put_slab(x, REC_STEP, stage, run, (size_t)refs[0].step, n, L, 0, err, errlen);
     free(r);
-    stage_free(&s);
+    for (int i = 0; i < N_OUT_VARS; i++) free(stage[i]);
     return rc;
 }
 
@@ -158,85 +123,71 @@ static size_t slot_of(int64_t step, long every) {
     return (size_t)((step + every - 1) / every);       /* ceil: unique per interval */
 }
 
-static int put_eval_layers(ApplyCtx *x, const EvalRecord *r, const size_t *start, size_t *count,
-                           char *err, size_t errlen) {
-    int ncid = x->ids->ncid, L = r->L;
-    const int *v = x->ids->var;
-    double *buf = xmalloc((size_t)L * NUM_QUANTILES * sizeof *buf);
-    const int scalar_vars[7] = {V_EVAL_TOKEN_USE_MEAN, V_EVAL_SEQ_USE_MEAN, V_EVAL_BATCH_USE,
-                                V_EFF_RANK, V_PARTICIPATION, V_STABLE_RANK_FC, V_STABLE_RANK_PROJ};
-    int s = NC_NOERR, k;
-    for (k = 0; k < 7 && s == NC_NOERR; k++) {
-        for (int l = 0; l < L; l++) {
-            const LayerMetrics *m = &r->layers[l];
-            double all[7] = {m->token_use_mean, m->seq_use_mean, m->batch_use, r->eff_rank[l],
-                             r->participation[l], r->stable_rank_fc[l], r->stable_rank_proj[l]};
-            buf[l] = all[k];
+/* One record's values of every variable of its kind (root: put_slab) or
+ * into the run's snapshot group. */
+static int put_record(ApplyCtx *x, RecKind kind, const void *rec, size_t slot, char *err,
+                      size_t errlen) {
+    RecHead h = record_head(kind, rec);
+    void *stage[MAX_OUT_VARS] = {0};
+    for (int i = 0; i < N_OUT_VARS; i++)
+        if (OUT_VARS[i].rec == kind) {
+            stage[i] = xmalloc(outvar_count(&OUT_VARS[i], h.L, h.extra) *
+                                   valtype_size(OUT_VARS[i].type) + 8);
+            outvar_gather(&OUT_VARS[i], rec, h.L, h.extra, stage[i]);
         }
-        s = nc_put_vara_double(ncid, v[scalar_vars[k]], start, count, buf);
+    int rc = 0;
+    if (kind == REC_EVAL) {
+        rc = put_slab(x, kind, stage, h.run, slot, 1, h.L, h.extra, err, errlen);
+    } else {
+        int g = x->ids->grp[h.run], st;
+        size_t start[3] = {slot, 0, 0}, count[3] = {1, (size_t)h.L, (size_t)h.extra};
+        for (int i = 0; i < N_OUT_VARS && rc == 0; i++)
+            if (stage[i] && (st = nc_put_vara(g, x->ids->gvar[h.run][i], start, count, stage[i])))
+                rc = nc_fail(st, x->shown, OUT_VARS[i].name, err, errlen);
     }
-    const char *what = s ? NC_ROOT_VARS[scalar_vars[k - 1]].name : "";
-    for (k = 0; k < 2 && s == NC_NOERR; k++) {
-        for (int l = 0; l < L; l++)
-            memcpy(buf + (size_t)l * NUM_QUANTILES,
-                   k ? r->layers[l].seq_use_q : r->layers[l].token_use_q,
-                   NUM_QUANTILES * sizeof *buf);
-        count[4] = NUM_QUANTILES;
-        s = nc_put_vara_double(ncid, v[k ? V_EVAL_SEQ_USE_Q : V_EVAL_TOKEN_USE_Q], start, count,
-                               buf);
-        what = k ? "eval_seq_use_q" : "eval_token_use_q";
-    }
-    free(buf);
-    PUT(s, what);
+    for (int i = 0; i < N_OUT_VARS; i++) free(stage[i]);
+    return rc;
+}
+
+/* An evaluation or snapshot slot's coordinates: its index and its step. */
+static int put_slot_coords(ApplyCtx *x, int ncid, int index_var, int step_var, size_t slot,
+                           int64_t step, const char *what, char *err, size_t errlen) {
+    long long index = (long long)slot, st = step;
+    PUT(nc_put_var1(ncid, index_var, &slot, &index), what);
+    PUT(nc_put_var1(ncid, step_var, &slot, &st), what);
     return 0;
 }
 
 static int apply_eval(ApplyCtx *x, const Frame *f, char *err, size_t errlen) {
     EvalRecord r;
-    if (decode_eval(f, &r) != 0) return bad_record(x, "eval", -1, -1, "is malformed", err, errlen);
+    if (record_decode(REC_EVAL, f->payload, f->len, &r) != 0)
+        return bad_record(x, "eval", -1, -1, "is malformed", err, errlen);
     const NcoutMeta *m = x->m;
     if (r.run < 0 || r.run >= meta_n_runs(m) || r.L != m->sizes[r.run / m->n_seeds].L ||
-        r.step < 0 || m->eval_every <= 0 || r.topk > m->topk)
+        r.step < 0 || (m->steps > 0 && r.step > m->steps) || m->eval_every <= 0 || r.topk > m->topk)
         return bad_record(x, "eval", r.run, r.step, "does not fit the dataset", err, errlen);
     size_t slot = slot_of(r.step, m->eval_every);
-    size_t start[5] = {(size_t)(r.run / m->n_seeds), (size_t)(r.run % m->n_seeds), slot, 0, 0};
-    size_t count[5] = {1, 1, 1, (size_t)r.L, 0};
-    int ncid = x->ids->ncid;
-    long long tokens = r.tokens, step = r.step;
-    PUT(nc_put_vara_double(ncid, x->ids->var[V_EVAL_LOSS], start, count, &r.loss), "eval_loss");
-    PUT(nc_put_vara(ncid, x->ids->var[V_EVAL_TOKENS], start, count, &tokens), "eval_tokens");
-    PUT(nc_put_var1(ncid, x->ids->eval_step, &slot, &step), "eval_step");
-    if (put_eval_layers(x, &r, start, count, err, errlen) != 0) return -1;
-    if (r.topk > 0 && r.singular_values) {
-        count[4] = (size_t)r.topk;
-        PUT(nc_put_vara_double(ncid, x->ids->var[V_SINGULAR_VALUES], start, count,
-                               r.singular_values), "singular_values");
-    }
-    return 0;
+    if (put_slot_coords(x, x->ids->ncid, x->ids->eval_coord, x->ids->eval_step, slot, r.step,
+                        "eval/eval_step", err, errlen) != 0)
+        return -1;
+    return put_record(x, REC_EVAL, &r, slot, err, errlen);
 }
 
 static int apply_snapshot(ApplyCtx *x, const Frame *f, char *err, size_t errlen) {
     SnapshotRecord r;
-    if (decode_snapshot(f, &r) != 0)
+    if (record_decode(REC_SNAPSHOT, f->payload, f->len, &r) != 0)
         return bad_record(x, "snapshot", -1, -1, "is malformed", err, errlen);
     const NcoutMeta *m = x->m;
     if (r.run < 0 || r.run >= meta_n_runs(m) || m->snapshot_every <= 0 || r.step < 0 ||
-        r.L != m->sizes[r.run / m->n_seeds].L || r.F != m->sizes[r.run / m->n_seeds].F)
+        (m->steps > 0 && r.step > m->steps) || r.L != m->sizes[r.run / m->n_seeds].L ||
+        r.F != m->sizes[r.run / m->n_seeds].F)
         return bad_record(x, "snapshot", r.run, r.step, "does not fit the dataset", err, errlen);
-    int g = x->ids->grp[r.run];
-    const int *gv = x->ids->gvar[r.run];
     size_t slot = slot_of(r.step, m->snapshot_every);
-    size_t start[3] = {slot, 0, 0}, count[3] = {1, (size_t)r.L, (size_t)r.F};
-    long long step = r.step, tokens = r.tokens_since;
-    PUT(nc_put_var1(g, x->ids->snap_step[r.run], &slot, &step), "snapshot_step");
-    PUT(nc_put_var1(g, gv[G_TOKENS_SINCE], &slot, &tokens), "tokens_since");
-    PUT(nc_put_vara(g, gv[G_FIRES_SINCE], start, count, r.fires_since), "fires_since");
-    PUT(nc_put_vara(g, gv[G_LAST_FIRE], start, count, r.last_fire), "last_fire");
-    const float *fl[5] = {r.premax, r.premean, r.b_in, r.fc_norm, r.proj_norm};
-    const int ids[5] = {G_PREMAX, G_PREMEAN, G_B_IN, G_FC_NORM, G_PROJ_NORM};
-    for (int i = 0; i < 5; i++)
-        PUT(nc_put_vara_float(g, gv[ids[i]], start, count, fl[i]), NC_GROUP_VARS[ids[i]].name);
-    return 0;
+    if (put_slot_coords(x, x->ids->grp[r.run], x->ids->snap_coord[r.run],
+                        x->ids->snap_step[r.run], slot, r.step, "snapshot/snapshot_step", err,
+                        errlen) != 0)
+        return -1;
+    return put_record(x, REC_SNAPSHOT, &r, slot, err, errlen);
 }
 
 static int apply_history(ApplyCtx *x, const Frame *f, char *err, size_t errlen) {
@@ -255,13 +206,11 @@ int apply_frame_list(ApplyCtx *x, const Frame *fr, int nf, char *err, size_t err
     int rc = 0;
     for (int i = 0; i < nf && rc == 0; i++) {
         if (fr[i].type != FR_STEP) continue;
-        Cursor c = {fr[i].payload, fr[i].len, 0, 0};
-        int run = (int)cur_u32(&c);
-        cur_u32(&c);
-        int64_t step = (int64_t)cur_u64(&c);
-        if (c.bad || run < 0 || run >= meta_n_runs(x->m) || step < 0)
-            rc = bad_record(x, "step", run, step, "does not fit the dataset", err, errlen);
-        refs[n++] = (Ref){run, step, i, &fr[i]};
+        RecHead h = {-1, 0, 0, -1};
+        if (record_peek(fr[i].payload, fr[i].len, &h) != 0 || h.run < 0 ||
+            h.run >= meta_n_runs(x->m) || h.step < 0 || (x->m->steps > 0 && h.step >= x->m->steps))
+            rc = bad_record(x, "step", h.run, h.step, "does not fit the dataset", err, errlen);
+        refs[n++] = (Ref){h.run, h.step, i, &fr[i]};
     }
     int64_t max_step = -1;
     if (rc == 0 && n > 0) {

@@ -1,7 +1,8 @@
 /* ncout_journal.c — the write-ahead journal of the dataset writer.
  *
  * PATH.journal = header + frames. Header (32 bytes): "RSNCJRN2", version,
- * the dataset's random id (PATH carries the same id, so a journal left over
+ * the fingerprint of the output-variable table the payloads were encoded
+ * with (record_table_fingerprint), the dataset's random id (PATH carries the same id, so a journal left over
  * from a replaced dataset is recognised and ignored), CRC-32 of the above.
  * Frame: magic, type, flags (1 = payload deflated), stored and raw payload
  * lengths, sequence number, payload, CRC-32 of all that, zero padding to a
@@ -22,187 +23,8 @@
 
 #define FRAME_MAGIC 0x324A5352u      /* "RSJ2" */
 #define JOURNAL_MAGIC "RSNCJRN2"
-#define JOURNAL_VERSION 1u
+#define JOURNAL_VERSION 2u          /* 2: records encoded by record.h, table fingerprint */
 #define DEFLATE_MIN 16384            /* smaller payloads are not worth deflating */
-
-/* ---- byte buffers ---- */
-
-static void bytes_reserve(Bytes *b, size_t more) {
-    if (b->len + more <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more) cap *= 2;
-    unsigned char *p = realloc(b->p, cap);
-    if (!p) die("out of memory growing a buffer to %zu bytes", cap);
-    b->p = p;
-    b->cap = cap;
-}
-
-void bytes_put(Bytes *b, const void *src, size_t n) {
-    bytes_reserve(b, n);
-    if (n) memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-void bytes_put_u32(Bytes *b, uint32_t v) { bytes_put(b, &v, 4); }
-void bytes_put_u64(Bytes *b, uint64_t v) { bytes_put(b, &v, 8); }
-void bytes_put_f64(Bytes *b, double v) { bytes_put(b, &v, 8); }
-void bytes_pad8(Bytes *b) {
-    static const unsigned char zero[8] = {0};
-    bytes_put(b, zero, (8 - b->len % 8) % 8);
-}
-void bytes_free(Bytes *b) {
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
-const void *cur_take(Cursor *c, size_t n) {
-    if (c->bad || n > c->n - c->off) { c->bad = 1; return NULL; }
-    const void *p = c->p + c->off;
-    c->off += n;
-    return p;
-}
-uint32_t cur_u32(Cursor *c) {
-    uint32_t v = 0;
-    const void *p = cur_take(c, 4);
-    if (p) memcpy(&v, p, 4);
-    return v;
-}
-uint64_t cur_u64(Cursor *c) {
-    uint64_t v = 0;
-    const void *p = cur_take(c, 8);
-    if (p) memcpy(&v, p, 8);
-    return v;
-}
-double cur_f64(Cursor *c) {
-    double v = 0;
-    const void *p = cur_take(c, 8);
-    if (p) memcpy(&v, p, 8);
-    return v;
-}
-/* ---- record codecs (layouts in docs/dataset.md, "Journal") ---- */
-
-static void put_layer_usage(Bytes *o, const LayerMetrics *m) {
-    bytes_put_f64(o, m->token_use_mean);
-    bytes_put_f64(o, m->seq_use_mean);
-    bytes_put_f64(o, m->batch_use);
-    bytes_put(o, m->token_use_q, sizeof m->token_use_q);
-    bytes_put(o, m->seq_use_q, sizeof m->seq_use_q);
-}
-
-static void get_layer_usage(Cursor *c, LayerMetrics *m) {
-    m->token_use_mean = cur_f64(c);
-    m->seq_use_mean = cur_f64(c);
-    m->batch_use = cur_f64(c);
-    for (int q = 0; q < NUM_QUANTILES; q++) m->token_use_q[q] = cur_f64(c);
-    for (int q = 0; q < NUM_QUANTILES; q++) m->seq_use_q[q] = cur_f64(c);
-}
-
-void encode_step(Bytes *o, const StepRecord *r) {
-    bytes_put_u32(o, (uint32_t)r->run);
-    bytes_put_u32(o, (uint32_t)r->L);
-    bytes_put_u64(o, (uint64_t)r->step);
-    bytes_put_u64(o, (uint64_t)r->tokens_seen);
-    double d[4] = {r->loss, r->lr, r->grad_norm, r->step_time};
-    bytes_put(o, d, sizeof d);
-    for (int l = 0; l < r->L; l++) {
-        const LayerMetrics *m = &r->layers[l];
-        put_layer_usage(o, m);
-        bytes_put_f64(o, m->dead_frac);
-        bytes_put_u32(o, (uint32_t)m->turned_off);
-        bytes_put_u32(o, (uint32_t)m->revived);
-    }
-}
-
-int decode_step(const Frame *f, StepRecord *r) {
-    Cursor c = {f->payload, f->len, 0, 0};
-    r->run = (int)cur_u32(&c);
-    r->L = (int)cur_u32(&c);
-    if (r->L < 1 || r->L > MAX_LAYERS) return -1;
-    r->step = (int64_t)cur_u64(&c);
-    r->tokens_seen = (int64_t)cur_u64(&c);
-    r->loss = cur_f64(&c);
-    r->lr = cur_f64(&c);
-    r->grad_norm = cur_f64(&c);
-    r->step_time = cur_f64(&c);
-    for (int l = 0; l < r->L; l++) {
-        LayerMetrics *m = &r->layers[l];
-        get_layer_usage(&c, m);
-        m->dead_frac = cur_f64(&c);
-        m->turned_off = (int32_t)cur_u32(&c);
-        m->revived = (int32_t)cur_u32(&c);
-    }
-    return c.bad || c.off != c.n ? -1 : 0;
-}
-
-void encode_eval(Bytes *o, const EvalRecord *r) {
-    int topk = r->singular_values ? r->topk : 0;
-    bytes_put_u32(o, (uint32_t)r->run);
-    bytes_put_u32(o, (uint32_t)r->L);
-    bytes_put_u32(o, (uint32_t)topk);
-    bytes_put_u32(o, 0);
-    bytes_put_u64(o, (uint64_t)r->step);
-    bytes_put_u64(o, (uint64_t)r->tokens);
-    bytes_put_f64(o, r->loss);
-    for (int l = 0; l < r->L; l++) {
-        put_layer_usage(o, &r->layers[l]);
-        double s[4] = {r->eff_rank[l], r->participation[l], r->stable_rank_fc[l],
-                       r->stable_rank_proj[l]};
-        bytes_put(o, s, sizeof s);
-    }
-    if (topk) bytes_put(o, r->singular_values, (size_t)r->L * topk * sizeof(double));
-}
-
-int decode_eval(const Frame *f, EvalRecord *r) {
-    Cursor c = {f->payload, f->len, 0, 0};
-    r->run = (int)cur_u32(&c);
-    r->L = (int)cur_u32(&c);
-    r->topk = (int)cur_u32(&c);
-    cur_u32(&c);
-    if (r->L < 1 || r->L > MAX_LAYERS || r->topk < 0 || r->topk > 65536) return -1;
-    r->step = (int64_t)cur_u64(&c);
-    r->tokens = (int64_t)cur_u64(&c);
-    r->loss = cur_f64(&c);
-    for (int l = 0; l < r->L; l++) {
-        get_layer_usage(&c, &r->layers[l]);
-        r->eff_rank[l] = cur_f64(&c);
-        r->participation[l] = cur_f64(&c);
-        r->stable_rank_fc[l] = cur_f64(&c);
-        r->stable_rank_proj[l] = cur_f64(&c);
-    }
-    /* 8-aligned: the payload is, and everything before is 8-byte fields */
-    r->singular_values = r->topk ? (double *)cur_take(&c, (size_t)r->L * r->topk * 8) : NULL;
-    return c.bad || c.off != c.n ? -1 : 0;
-}
-
-void encode_snapshot(Bytes *o, const SnapshotRecord *r) {
-    size_t n = (size_t)r->L * r->F;
-    bytes_put_u32(o, (uint32_t)r->run);
-    bytes_put_u32(o, (uint32_t)r->L);
-    bytes_put_u32(o, (uint32_t)r->F);
-    bytes_put_u32(o, 0);
-    bytes_put_u64(o, (uint64_t)r->step);
-    bytes_put_u64(o, (uint64_t)r->tokens_since);
-    bytes_put(o, r->fires_since, n * 8);
-    bytes_put(o, r->last_fire, n * 8);
-    const float *f[5] = {r->premax, r->premean, r->b_in, r->fc_norm, r->proj_norm};
-    for (int i = 0; i < 5; i++) bytes_put(o, f[i], n * 4);
-}
-
-int decode_snapshot(const Frame *f, SnapshotRecord *r) {
-    Cursor c = {f->payload, f->len, 0, 0};
-    r->run = (int)cur_u32(&c);
-    r->L = (int)cur_u32(&c);
-    r->F = (int)cur_u32(&c);
-    cur_u32(&c);
-    if (r->L < 1 || r->L > MAX_LAYERS || r->F < 1) return -1;
-    r->step = (int64_t)cur_u64(&c);
-    r->tokens_since = (int64_t)cur_u64(&c);
-    size_t n = (size_t)r->L * r->F;
-    r->fires_since = (int64_t *)cur_take(&c, n * 8);
-    r->last_fire = (int64_t *)cur_take(&c, n * 8);
-    float **p[5] = {&r->premax, &r->premean, &r->b_in, &r->fc_norm, &r->proj_norm};
-    for (int i = 0; i < 5; i++) *p[i] = (float *)cur_take(&c, n * 4);
-    return c.bad || c.off != c.n ? -1 : 0;
-}
 
 /* ---- frames ---- */
 
@@ -318,7 +140,9 @@ int journal_create(const char *jpath, uint64_t dataset_id, char *err, size_t err
     unsigned char head[32] = {0};
     uint32_t version = JOURNAL_VERSION;
     memcpy(head, JOURNAL_MAGIC, 8);
+    uint32_t table = record_table_fingerprint();
     memcpy(head + 8, &version, 4);
+    memcpy(head + 12, &table, 4);
     memcpy(head + 16, &dataset_id, 8);
     uint32_t crc = crc32_update(0, head, 24);
     memcpy(head + 24, &crc, 4);
@@ -339,17 +163,23 @@ int journal_create(const char *jpath, uint64_t dataset_id, char *err, size_t err
 int journal_read_head(int fd, const char *jpath, uint64_t *dataset_id, uint64_t *data_start,
                       char *err, size_t errlen) {
     unsigned char head[32];
-    uint32_t version, crc;
+    uint32_t version, crc, table;
     if (lseek(fd, 0, SEEK_SET) != 0 || read_fd_all(fd, head, sizeof head) != 0 ||
         memcmp(head, JOURNAL_MAGIC, 8) != 0) {
         snprintf(err, errlen, "%s: not a reluscope journal (bad or short header)", jpath);
         return -1;
     }
     memcpy(&version, head + 8, 4);
+    memcpy(&table, head + 12, 4);
     memcpy(&crc, head + 24, 4);
-    if (version != JOURNAL_VERSION || crc != crc32_update(0, head, 24)) {
-        snprintf(err, errlen, "%s: damaged journal header (version %u, CRC mismatch)", jpath,
-                 version);
+    if (crc != crc32_update(0, head, 24)) {
+        snprintf(err, errlen, "%s: damaged journal header (CRC mismatch)", jpath);
+        return -1;
+    }
+    if (version != JOURNAL_VERSION || table != record_table_fingerprint()) {
+        snprintf(err, errlen, "%s: written by a reluscope with other records (journal version "
+                 "%u, variable table %08x; this build: %u, %08x): resume with that build",
+                 jpath, version, table, JOURNAL_VERSION, record_table_fingerprint());
         return -1;
     }
     memcpy(dataset_id, head + 16, 8);

@@ -20,69 +20,19 @@
 
 #define DEFLATE_LEVEL 1
 #define CHUNK_TARGET_BYTES (256u << 10)
-#define FORMAT_VERSION 1
+/* 2: hot_frac, eval/snapshot coordinate variables, units "1" for nats and
+ * tokens. Adding a variable needs no new version: a resume or merge of a
+ * file without it is refused by name (schema_ids). */
+#define FORMAT_VERSION 2
+int schema_format_version(void) { return FORMAT_VERSION; }
 #define TRY(call, what) do { int _s = (call); \
     if (_s != NC_NOERR) return nc_fail(_s, shown, what, err, errlen); } while (0)
 
-const RootVar NC_ROOT_VARS[N_ROOT_VARS] = {
-    {"loss", NC_DOUBLE, AX_STEP, TR_NONE, "nats",
-     "training loss: mean cross-entropy over the global batch, weights before the update"},
-    {"lr", NC_DOUBLE, AX_STEP, TR_NONE, "1", "learning rate of the step's update"},
-    {"grad_norm", NC_DOUBLE, AX_STEP, TR_NONE, "1",
-     "global L2 norm of the gradient before clipping"},
-    {"tokens_seen", NC_INT64, AX_STEP, TR_NONE, "tokens",
-     "training tokens consumed up to and including the step"},
-    {"step_time", NC_DOUBLE, AX_STEP, TR_NONE, "s", "wall-clock time of the step"},
-    {"token_use_mean", NC_DOUBLE, AX_STEP, TR_LAYER, "1",
-     "fraction of hidden units active on a token, mean over the batch's tokens"},
-    {"seq_use_mean", NC_DOUBLE, AX_STEP, TR_LAYER, "1",
-     "fraction of hidden units active on at least one token of a sequence, mean over sequences"},
-    {"batch_use", NC_DOUBLE, AX_STEP, TR_LAYER, "1",
-     "fraction of hidden units active on at least one token of the global batch"},
-    {"dead_frac", NC_DOUBLE, AX_STEP, TR_LAYER, "1",
-     "fraction of hidden units off (not fired in the last dead_window steps)"},
-    {"turned_off", NC_INT, AX_STEP, TR_LAYER, "1", "hidden units that became off at the step"},
-    {"revived", NC_INT, AX_STEP, TR_LAYER, "1",
-     "hidden units off at the previous step that fire at the step"},
-    {"token_use_q", NC_DOUBLE, AX_STEP, TR_QUANT, "1",
-     "quantiles over tokens of the fraction of hidden units active on a token"},
-    {"seq_use_q", NC_DOUBLE, AX_STEP, TR_QUANT, "1",
-     "quantiles over sequences of the fraction of hidden units active in a sequence"},
-    {"eval_loss", NC_DOUBLE, AX_EVAL, TR_NONE, "nats", "held-out loss: mean cross-entropy"},
-    {"eval_tokens", NC_INT64, AX_EVAL, TR_NONE, "tokens", "held-out tokens evaluated"},
-    {"eval_token_use_mean", NC_DOUBLE, AX_EVAL, TR_LAYER, "1",
-     "held-out: fraction of hidden units active on a token, mean over tokens"},
-    {"eval_seq_use_mean", NC_DOUBLE, AX_EVAL, TR_LAYER, "1",
-     "held-out: fraction of hidden units active in a sequence, mean over sequences"},
-    {"eval_batch_use", NC_DOUBLE, AX_EVAL, TR_LAYER, "1",
-     "held-out: fraction of hidden units active on at least one held-out token"},
-    {"eval_token_use_q", NC_DOUBLE, AX_EVAL, TR_QUANT, "1",
-     "held-out: quantiles over tokens of the fraction of hidden units active on a token"},
-    {"eval_seq_use_q", NC_DOUBLE, AX_EVAL, TR_QUANT, "1",
-     "held-out: quantiles over sequences of the fraction of hidden units active in a sequence"},
-    {"eff_rank", NC_DOUBLE, AX_EVAL, TR_LAYER, "1",
-     "effective rank exp(H(p)), p_i = s_i^2 / sum s^2, of the centred held-out activations"},
-    {"participation_ratio", NC_DOUBLE, AX_EVAL, TR_LAYER, "1",
-     "participation ratio (sum s^2)^2 / sum s^4 of the centred held-out activations"},
-    {"stable_rank_fc", NC_DOUBLE, AX_EVAL, TR_LAYER, "1",
-     "stable rank (squared Frobenius over squared spectral norm) of the layer's fc weight"},
-    {"stable_rank_proj", NC_DOUBLE, AX_EVAL, TR_LAYER, "1",
-     "stable rank (squared Frobenius over squared spectral norm) of the layer's proj weight"},
-    {"singular_values", NC_DOUBLE, AX_EVAL, TR_SV, "1",
-     "largest singular values of the centred held-out activation matrix, descending"},
-};
-
-const GroupVar NC_GROUP_VARS[N_GROUP_VARS] = {
-    {"tokens_since", NC_INT64, 0, "tokens", "training tokens since the previous snapshot"},
-    {"fires_since", NC_INT64, 1, "tokens",
-     "tokens on which the unit fired since the previous snapshot"},
-    {"last_fire", NC_INT64, 1, "1", "last step at which the unit fired (-1: never)"},
-    {"premax", NC_FLOAT, 1, "1", "maximum pre-activation over the snapshot step's global batch"},
-    {"premean", NC_FLOAT, 1, "1", "mean pre-activation over the snapshot step's global batch"},
-    {"b_in", NC_FLOAT, 1, "1", "the unit's fc bias"},
-    {"fc_norm", NC_FLOAT, 1, "1", "L2 norm of the unit's input column of fc"},
-    {"proj_norm", NC_FLOAT, 1, "1", "L2 norm of the unit's output row of proj"},
-};
+nc_type outvar_nc_type(const OutVar *v) {
+    static const nc_type of[] = {[VT_F64] = NC_DOUBLE, [VT_I64] = NC_INT64, [VT_I32] = NC_INT,
+                                 [VT_F32] = NC_FLOAT};
+    return of[v->type];
+}
 
 int nc_fail(int status, const char *shown, const char *what, char *err, size_t errlen) {
     int e = errno;   /* "HDF error" alone does not say that the disk is full */
@@ -134,21 +84,24 @@ static int def_packed(int ncid, const char *name, nc_type t, int nd, const int *
 
 typedef struct { int size, seed, step, layer, quantile, eval, sv; } Dims;
 
-static int def_root_var(int ncid, const NcoutMeta *m, const Dims *d, const RootVar *v,
+/* A variable of the root group: (size, seed, step|eval [, layer [, quantile|sv]]). */
+static int def_root_var(int ncid, const NcoutMeta *m, const Dims *d, const OutVar *v,
                         const char *shown, char *err, size_t errlen) {
-    int L = meta_lmax(m), dims[5] = {d->size, d->seed, v->axis == AX_STEP ? d->step : d->eval};
+    int L = meta_lmax(m), step = v->rec == REC_STEP;
+    int dims[5] = {d->size, d->seed, step ? d->step : d->eval};
     size_t chunk[5] = {1, 1, 0, (size_t)L, 0}, per_slot = 8;
     int nd = 3;
-    if (v->trail != TR_NONE) { dims[nd++] = d->layer; per_slot *= (size_t)L; }
-    if (v->trail == TR_QUANT) { dims[nd] = d->quantile; chunk[nd++] = NUM_QUANTILES; }
-    if (v->trail == TR_SV) { dims[nd] = d->sv; chunk[nd++] = (size_t)m->topk; }
+    if (v->shape != SH_ONE) { dims[nd++] = d->layer; per_slot *= (size_t)L; }
+    if (v->shape == SH_QUANT) { dims[nd] = d->quantile; chunk[nd++] = NUM_QUANTILES; }
+    if (v->shape == SH_SV) { dims[nd] = d->sv; chunk[nd++] = (size_t)m->topk; }
     if (nd == 5) per_slot *= chunk[4];
-    chunk[2] = schema_chunk_len(per_slot, v->axis == AX_STEP ? m->steps : n_evals(m));
+    chunk[2] = schema_chunk_len(per_slot, step ? m->steps : n_evals(m));
     int varid;
-    TRY(def_packed(ncid, v->name, v->type, nd, dims, chunk, &varid), v->name);
-    TRY(def_fill(ncid, varid, v->type), v->name);
+    nc_type t = outvar_nc_type(v);
+    TRY(def_packed(ncid, v->name, t, nd, dims, chunk, &varid), v->name);
+    TRY(def_fill(ncid, varid, t), v->name);
     TRY(var_attrs(ncid, varid, v->units, v->long_name), v->name);
-    if (v->axis == AX_EVAL) TRY(put_text(ncid, varid, "coordinates", "eval_step"), v->name);
+    if (!step) TRY(put_text(ncid, varid, "coordinates", "eval_step"), v->name);
     return 0;
 }
 
@@ -190,6 +143,8 @@ static int def_root_coords(int ncid, const NcoutMeta *m, const Dims *d, const ch
     TRY(def_coord(ncid, "quantile", NC_DOUBLE, d->quantile, 0, "1",
                   "quantile level q: the value x(max(1, ceil(q N))) of N sorted values", &v),
         "quantile");
+    TRY(def_coord(ncid, "eval", NC_INT64, d->eval, schema_chunk_len(8, n_evals(m)), "1",
+                  "index of the held-out evaluation: ceil(step / eval_every)", &v), "eval");
     TRY(def_coord(ncid, "eval_step", NC_INT64, d->eval, schema_chunk_len(8, n_evals(m)), "1",
                   "training step of the held-out evaluation", &v), "eval_step");
     if (m->topk > 0)
@@ -254,15 +209,18 @@ static int def_group(int ncid, const NcoutMeta *m, int si, int ki, const char *s
     TRY(def_coord(g, "layer", NC_INT, dlayer, 0, "1", "transformer layer (0 = first)", &v), name);
     TRY(def_coord(g, "unit", NC_INT, dunit, 0, "1", "hidden unit of the layer's MLP", &v), name);
     long n_snap = m->snapshot_every > 0 ? m->steps / m->snapshot_every + 1 : 1;
+    TRY(def_coord(g, "snapshot", NC_INT64, dsnap, schema_chunk_len(8, n_snap), "1",
+                  "index of the snapshot: ceil(step / snapshot_every)", &v), name);
     TRY(def_coord(g, "snapshot_step", NC_INT64, dsnap, schema_chunk_len(8, n_snap), "1",
                   "training step of the snapshot (weights before its update)", &v), name);
-    for (int i = 0; i < N_GROUP_VARS; i++) {
-        const GroupVar *gv = &NC_GROUP_VARS[i];
-        int dims[3] = {dsnap, dlayer, dunit};
-        size_t chunk[3] = {gv->per_unit ? 1 : schema_chunk_len(8, n_snap), (size_t)s->L,
-                           (size_t)s->F};
-        TRY(def_packed(g, gv->name, gv->type, gv->per_unit ? 3 : 1, dims, chunk, &v), gv->name);
-        TRY(def_fill(g, v, gv->type), gv->name);
+    for (int i = 0; i < N_OUT_VARS; i++) {
+        const OutVar *gv = &OUT_VARS[i];
+        if (outvar_in_root(gv)) continue;
+        int dims[3] = {dsnap, dlayer, dunit}, unit = gv->shape == SH_UNIT;
+        size_t chunk[3] = {unit ? 1 : schema_chunk_len(8, n_snap), (size_t)s->L, (size_t)s->F};
+        nc_type t = outvar_nc_type(gv);
+        TRY(def_packed(g, gv->name, t, unit ? 3 : 1, dims, chunk, &v), gv->name);
+        TRY(def_fill(g, v, t), gv->name);
         TRY(var_attrs(g, v, gv->units, gv->long_name), gv->name);
         TRY(put_text(g, v, "coordinates", "snapshot_step"), gv->name);
     }
@@ -341,9 +299,10 @@ static int define_all(int ncid, const NcoutMeta *m, uint64_t id, const char *sho
     if (def_dims(ncid, m, &d, shown, err, errlen) != 0 ||
         def_root_coords(ncid, m, &d, shown, err, errlen) != 0)
         return -1;
-    for (int i = 0; i < N_ROOT_VARS; i++) {
-        if (NC_ROOT_VARS[i].trail == TR_SV && m->topk <= 0) continue;
-        if (def_root_var(ncid, m, &d, &NC_ROOT_VARS[i], shown, err, errlen) != 0) return -1;
+    for (int i = 0; i < N_OUT_VARS; i++) {
+        const OutVar *v = &OUT_VARS[i];
+        if (!outvar_in_root(v) || (v->shape == SH_SV && m->topk <= 0)) continue;
+        if (def_root_var(ncid, m, &d, v, shown, err, errlen) != 0) return -1;
     }
     if (def_global_attrs(ncid, m, id, shown, err, errlen) != 0) return -1;
     if (m->snapshot_every > 0)
@@ -388,9 +347,12 @@ static int group_ids(int ncid, const NcoutMeta *m, NcIds *ids, int r, const char
     char name[128];
     ncout_group_name(m->sizes[r / m->n_seeds].name, m->seeds[r % m->n_seeds], name, sizeof name);
     TRY(nc_inq_ncid(ncid, name, &ids->grp[r]), name);
+    TRY(nc_inq_varid(ids->grp[r], "snapshot", &ids->snap_coord[r]), name);
     TRY(nc_inq_varid(ids->grp[r], "snapshot_step", &ids->snap_step[r]), name);
-    for (int i = 0; i < N_GROUP_VARS; i++) {
-        TRY(nc_inq_varid(ids->grp[r], NC_GROUP_VARS[i].name, &ids->gvar[r][i]), name);
+    for (int i = 0; i < N_OUT_VARS; i++) {
+        ids->gvar[r][i] = -1;
+        if (outvar_in_root(&OUT_VARS[i])) continue;
+        TRY(nc_inq_varid(ids->grp[r], OUT_VARS[i].name, &ids->gvar[r][i]), name);
         /* a snapshot is written once: keep no more than the chunk in hand */
         set_cache(ids->grp[r], ids->gvar[r][i], 1, 1);
     }
@@ -403,14 +365,17 @@ int schema_ids(int ncid, const NcoutMeta *m, NcIds *ids, const char *shown, char
     ids->ncid = ncid;
     ids->n_runs = meta_n_runs(m);
     TRY(nc_inq_varid(ncid, "step", &ids->step_coord), "step");
+    TRY(nc_inq_varid(ncid, "eval", &ids->eval_coord), "eval");
     TRY(nc_inq_varid(ncid, "eval_step", &ids->eval_step), "eval_step");
-    for (int i = 0; i < N_ROOT_VARS; i++) {
+    for (int i = 0; i < N_OUT_VARS; i++) {
+        const OutVar *v = &OUT_VARS[i];
         ids->var[i] = -1;
-        if (NC_ROOT_VARS[i].trail == TR_SV && m->topk <= 0) continue;
-        TRY(nc_inq_varid(ncid, NC_ROOT_VARS[i].name, &ids->var[i]), NC_ROOT_VARS[i].name);
+        if (!outvar_in_root(v) || (v->shape == SH_SV && m->topk <= 0)) continue;
+        TRY(nc_inq_varid(ncid, v->name, &ids->var[i]), v->name);
         set_cache(ncid, ids->var[i], ids->n_runs, 0);
     }
     ids->grp = xmalloc((size_t)ids->n_runs * sizeof *ids->grp);
+    ids->snap_coord = xmalloc((size_t)ids->n_runs * sizeof *ids->snap_coord);
     ids->snap_step = xmalloc((size_t)ids->n_runs * sizeof *ids->snap_step);
     ids->gvar = xmalloc((size_t)ids->n_runs * sizeof *ids->gvar);
     for (int r = 0; r < ids->n_runs; r++) {
@@ -425,9 +390,10 @@ int schema_ids(int ncid, const NcoutMeta *m, NcIds *ids, const char *shown, char
 
 void schema_ids_free(NcIds *ids) {
     free(ids->grp);
+    free(ids->snap_coord);
     free(ids->snap_step);
     free(ids->gvar);
-    ids->grp = ids->snap_step = NULL;
+    ids->grp = ids->snap_coord = ids->snap_step = NULL;
     ids->gvar = NULL;
 }
 
@@ -482,8 +448,12 @@ int schema_read_meta(int ncid, const char *shown, NcoutMeta *m, char *err, size_
     memset(m, 0, sizeof *m);
     if (nc_get_att_int(ncid, NC_GLOBAL, "reluscope_format", &format) != NC_NOERR ||
         format != FORMAT_VERSION) {
-        snprintf(err, errlen, "%s: not a reluscope dataset (format %d; this build reads %d)",
-                 shown, format, FORMAT_VERSION);
+        if (format > 0)
+            snprintf(err, errlen, "%s: a reluscope dataset of format %d; this build reads format "
+                     "%d (docs/dataset.md)", shown, format, FORMAT_VERSION);
+        else
+            snprintf(err, errlen, "%s: not a reluscope dataset (no reluscope_format attribute)",
+                     shown);
         return -1;
     }
     if (read_grid(ncid, m, shown, err, errlen) != 0) return -1;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "dataset.h"
+#include "sink.h"
 #include "sweep.h"
 #include "util.h"
 
@@ -116,7 +116,7 @@ static int check_run_folder(const Config *c, int run, const CorpusPrints *cp) {
         int64_t first = 0, k = f[own].step;   /* a fork's records start at its parent's step */
         if (c->fork_from[0] && checkpoint_peek(c->fork_from, NULL, NULL, &first, NULL, 0) != 0)
             first = 0;
-        int64_t missing = dataset_first_missing_step(run, first, k);
+        int64_t missing = sink_first_missing_step(run, first, k);
         if (missing < k) {
             char reason[3 * RS_PATH_MAX];
             snprintf(reason, sizeof reason, "run %s: its checkpoint %s continues from step %lld, "

@@ -1,4 +1,4 @@
-/* util.c — errors, allocation, atomic files, checksums, timing. */
+/* util.c — errors, allocation, atomic files, checksums, timing, byte buffers. */
 #include "util.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -207,4 +207,57 @@ int terminal_safe(char *err, size_t errlen) {
     err[o] = '\0';
     free(in);
     return -1;
+
+/* ---- byte buffers ---- */
+
+void bytes_reserve(Bytes *b, size_t more) {
+    if (b->len + more <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more) cap *= 2;
+    unsigned char *p = realloc(b->p, cap);
+    if (!p) die("out of memory growing a buffer to %zu bytes", cap);
+    b->p = p;
+    b->cap = cap;
+}
+
+void bytes_put(Bytes *b, const void *src, size_t n) {
+    bytes_reserve(b, n);
+    if (n) memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+void bytes_put_u32(Bytes *b, uint32_t v) { bytes_put(b, &v, 4); }
+void bytes_put_u64(Bytes *b, uint64_t v) { bytes_put(b, &v, 8); }
+void bytes_put_f64(Bytes *b, double v) { bytes_put(b, &v, 8); }
+void bytes_pad8(Bytes *b) {
+    static const unsigned char zero[8] = {0};
+    bytes_put(b, zero, (8 - b->len % 8) % 8);
+}
+void bytes_free(Bytes *b) {
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+const void *cur_take(Cursor *c, size_t n) {
+    if (c->bad || n > c->n - c->off) { c->bad = 1; return NULL; }
+    const void *p = c->p + c->off;
+    c->off += n;
+    return p;
+}
+uint32_t cur_u32(Cursor *c) {
+    uint32_t v = 0;
+    const void *p = cur_take(c, 4);
+    if (p) memcpy(&v, p, 4);
+    return v;
+}
+uint64_t cur_u64(Cursor *c) {
+    uint64_t v = 0;
+    const void *p = cur_take(c, 8);
+    if (p) memcpy(&v, p, 8);
+    return v;
+}
+double cur_f64(Cursor *c) {
+    double v = 0;
+    const void *p = cur_take(c, 8);
+    if (p) memcpy(&v, p, 8);
+    return v;
 }

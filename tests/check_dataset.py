@@ -9,28 +9,55 @@
                                     (test_ncout --live) writes it: every read works
                                     and shows right values (or fill past its end)
 
-The sample's values are pure functions of (run, step, variable, layer, q):
-see expect() in tests/test_ncout.c, mirrored below.
+The variables (names, dimensions, types, units, long names) come from the
+program's own table: `reluscope schema --json` (the binary is $RELUSCOPE,
+else bin/reluscope next to this folder). The sample's values are pure
+functions of (variable index in that table, run, step, layer, q): see
+expect() in tests/ncout_sample.h, mirrored below.
 """
+import json
+import os
 import re
+import subprocess
 import sys
 
 import numpy as np
 import xarray as xr
 
-ROOT_VARS = ["loss", "lr", "grad_norm", "tokens_seen", "step_time", "token_use_mean",
-             "seq_use_mean", "batch_use", "dead_frac", "turned_off", "revived", "token_use_q",
-             "seq_use_q", "eval_loss", "eval_tokens", "eval_token_use_mean", "eval_seq_use_mean",
-             "eval_batch_use", "eval_token_use_q", "eval_seq_use_q", "eff_rank",
-             "participation_ratio", "stable_rank_fc", "stable_rank_proj", "singular_values"]
-GROUP_VARS = ["tokens_since", "fires_since", "last_fire", "premax", "premean", "b_in",
-              "fc_norm", "proj_norm"]
+_BIN = os.environ.get("RELUSCOPE") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "..", "bin", "reluscope")
+TABLE = json.loads(subprocess.run([_BIN, "schema", "--json"], check=True, capture_output=True,
+                                  text=True).stdout)["variables"]
+INDEX = {v["name"]: i for i, v in enumerate(TABLE)}
+ROOT_VARS = [v["name"] for v in TABLE if v["group"] == "root"]
+GROUP_VARS = [v["name"] for v in TABLE if v["group"] == "run"]
+DTYPE = {"double": np.float64, "int64": np.int64, "int32": np.int32, "float": np.float32}
 LEVELS = [0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1]
 
 
-def expect(vi, grun, step, layer=0, q=0):
-    """tests/test_ncout.c expect() for double variables."""
-    return vi * 1e6 + grun * 1e4 + step + layer * 0.125 + q * 0.0078125
+def expect(name, grun, step, layer=0, k=0):
+    """tests/ncout_sample.h expect(), by the variable's name."""
+    vi, v = INDEX[name], TABLE[INDEX[name]]
+    if v["type"] == "int32":
+        return vi * 1000000 + grun * 100000 + step * 10 + layer
+    if v["type"] == "int64":
+        unit = "unit" in v["dims"]
+        return step * 100000 + layer * 1000 + k + grun * 7 + vi if unit else step * 512 + grun + vi
+    if v["type"] == "float":
+        return grun + step * 0.5 + layer * 0.25 + k * 0.125 + vi
+    return vi * 1e6 + grun * 1e4 + step + layer * 0.125 + k * 0.0078125
+
+
+def check_table(group_ds, names):
+    """Every variable of the table: present, with its dims, type, units, long_name."""
+    for name in names:
+        v = TABLE[INDEX[name]]
+        check(name in group_ds.variables, f"{name} missing")
+        var = group_ds[name]
+        check(list(var.dims) == v["dims"], f"{name} dims {var.dims} != {v['dims']}")
+        check(var.dtype == DTYPE[v["type"]], f"{name} type {var.dtype} != {v['type']}")
+        check(var.attrs.get("units") == v["units"], f"{name} units")
+        check(var.attrs.get("long_name") == v["long_name"], f"{name} long_name")
 
 
 def fail(msg):
@@ -53,6 +80,8 @@ def check_layout(ds):
     check(np.array_equal(ds["quantile"].values, LEVELS), "quantile levels")
     check("eval_step" in ds.coords and list(ds["eval_step"].values) == [0, 10, 20, 30],
           "eval_step is a coordinate of the eval series")
+    check("eval" in ds.coords and list(ds["eval"].values) == [0, 1, 2, 3],
+          "eval has a coordinate variable (the evaluation's index)")
     for name in ROOT_VARS + ["n_layer", "d_model", "n_head", "n_hidden", "n_ctx", "n_vocab"]:
         check(name in ds.data_vars, f"{name} missing from the Dataset")
     check(ds["loss"].dims == ("size", "seed", "step"), f"loss dims {ds['loss'].dims}")
@@ -73,24 +102,28 @@ def check_attributes(ds):
         check("long_name" in var.attrs, f"{name} has no long_name")
         if var.dtype.kind != "O":
             check("units" in var.attrs, f"{name} has no units")
-    check(ds["loss"].attrs["units"] == "nats" and ds["step_time"].attrs["units"] == "s", "units")
+    check(ds["loss"].attrs["units"] == "1" and "nats" in ds["loss"].attrs["long_name"] and
+          ds["step_time"].attrs["units"] == "s", "units (nats is not a UDUNITS unit: 1)")
     check(ds["step_time"].dtype == np.float64, "step_time decoded as seconds (float), not timedelta")
 
 
 def check_values(ds):
     loss = ds["loss"].sel(size="big", seed=11, step=5).item()
-    check(loss == expect(0, 3, 5), f"loss(big, 11, 5) = {loss!r}")
+    check(loss == expect("loss", 3, 5), f"loss(big, 11, 5) = {loss!r}")
     q = ds["token_use_q"].sel(size="small", seed=7, step=3, layer=1, quantile=0.5).item()
-    check(q == expect(11, 0, 3, 1, 5), f"token_use_q = {q!r}")
+    check(q == expect("token_use_q", 0, 3, 1, 5), f"token_use_q = {q!r}")
     off = ds["turned_off"].sel(size="big", seed=7, step=4, layer=1).item()
-    check(off == 9 * 1000000 + 2 * 100000 + 4 * 10 + 1, f"turned_off = {off!r}")
+    check(off == expect("turned_off", 2, 4, 1), f"turned_off = {off!r}")
+    hot = ds["hot_frac"].sel(size="big", seed=7, step=4, layer=2).item()
+    check(hot == expect("hot_frac", 2, 4, 2), f"hot_frac = {hot!r}")
     pad = ds["token_use_mean"].sel(size="small", layer=2)
     check(bool(pad.isnull().all()), "layer 2 of the 2-layer size is _FillValue (NaN)")
     check(not bool(ds["batch_use"].sel(size="big").isnull().any()), "no gaps in the series")
     ev = ds["eval_loss"].sel(size="small", seed=11).values
-    check(list(ev) == [expect(13, 1, s) for s in (0, 10, 20, 30)], f"eval_loss {ev}")
+    check(list(ev) == [expect("eval_loss", 1, s) for s in (0, 10, 20, 30)], f"eval_loss {ev}")
     sv = ds["singular_values"].sel(size="big", seed=11, layer=2).isel(eval=3).values
-    check(list(sv) == [expect(24, 3, 30, 2, k) for k in range(4)], f"singular values {sv}")
+    check(list(sv) == [expect("singular_values", 3, 30, 2, k) for k in range(4)],
+          f"singular values {sv}")
     # what an analysis does: one curve per layer, averaged over seeds
     curve = ds["batch_use"].sel(size="big").mean("seed")
     check(curve.dims == ("step", "layer") and curve.shape == (40, 3), "seed-mean of batch_use")
@@ -100,8 +133,12 @@ def check_group(path):
     g = xr.open_dataset(path, group="run_big_seed11")
     check(dict(g.sizes) == {"snapshot": 2, "layer": 3, "unit": 24}, f"group dims {dict(g.sizes)}")
     check(list(g["snapshot_step"].values) == [0, 20], "snapshot_step")
+    check(list(g["snapshot"].values) == [0, 1], "snapshot has a coordinate variable")
     fires = g["fires_since"].isel(snapshot=1).sel(layer=2, unit=5).item()
-    check(fires == 20 * 100000 + 2 * 1000 + 5 + 3 * 7, f"fires_since {fires}")
+    check(fires == expect("fires_since", 3, 20, 2, 5), f"fires_since {fires}")
+    g.close()
+    g = xr.open_dataset(path, group="run_big_seed11", mask_and_scale=False)
+    check_table(g, GROUP_VARS)
     check(g["premax"].dtype == np.float32 and g["fires_since"].dims == ("snapshot", "layer", "unit"),
           "per-unit variables")
     g.close()
@@ -151,7 +188,7 @@ def live(path, pid):
             for ki in range(2):
                 row = loss[si, ki]
                 steps = np.nonzero(~np.isnan(row))[0]
-                want = expect(0, si * 2 + ki, steps)
+                want = expect("loss", si * 2 + ki, steps)
                 check(np.array_equal(row[steps], want), f"read {reads + 1}: wrong loss values")
         reads += 1
     check(reads >= 5, f"only {reads} reads while the writer ran")
@@ -161,6 +198,8 @@ def live(path, pid):
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "sample":
         ds = xr.open_dataset(sys.argv[2])
+        with xr.open_dataset(sys.argv[2], mask_and_scale=False) as raw:
+            check_table(raw, ROOT_VARS)
         check_layout(ds)
         check_attributes(ds)
         check_values(ds)

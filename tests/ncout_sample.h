@@ -68,100 +68,99 @@ HELPER void sample(Sample *s, const char *sizes, long steps, const char *extra) 
 
 HELPER int run_of(int gsi, int ki) { return gsi * 2 + ki; }
 
-/* The value of root variable vi at (global run, step, layer, q). */
-HELPER double expect(int vi, int grun, int64_t step, int l, int q) {
-    switch (NC_ROOT_VARS[vi].type) {
-    case NC_INT: return (double)(vi * 1000000 + grun * 100000 + (int)step * 10 + l);
-    case NC_INT64: return (double)(step * 512 + grun + vi);
-    default: return vi * 1e6 + grun * 1e4 + (double)step + l * 0.125 + q * 0.0078125;
+/* The value of variable vi of OUT_VARS at (global run, step, layer, k),
+ * k = the quantile, singular value or unit index. Exact in every type. */
+HELPER double expect(int vi, int grun, int64_t step, int l, int k) {
+    const OutVar *v = &OUT_VARS[vi];
+    switch (v->type) {
+    case VT_I32: return (double)(vi * 1000000 + grun * 100000 + (int)step * 10 + l);
+    case VT_I64:
+        return v->shape == SH_UNIT ? (double)(step * 100000 + l * 1000 + k + grun * 7 + vi)
+                                   : (double)(step * 512 + grun + vi);
+    case VT_F32: return (double)grun + (double)step * 0.5 + l * 0.25 + k * 0.125 + vi;
+    default: return vi * 1e6 + grun * 1e4 + (double)step + l * 0.125 + k * 0.0078125;
     }
 }
 
-HELPER double expect_group(int gi, int grun, int64_t step, int l, int f) {
-    switch (gi) {
-    case G_TOKENS_SINCE: return (double)(step * 64 + grun);
-    case G_FIRES_SINCE: return (double)(step * 100000 + l * 1000 + f + grun * 7);
-    case G_LAST_FIRE: return f % 3 == 0 ? -1.0 : (double)(step - f % 5);
-    default: return (double)grun + (double)step * 0.5 + l * 0.25 + f * 0.125 + gi;
+/* Store `value` as element (l, k) of variable v in the record rec. */
+HELPER void put_value(const OutVar *v, void *rec, int extra, int l, int k, double value) {
+    char *p = (char *)rec + v->offset;
+    size_t es = valtype_size(v->type);
+    if (v->shape == SH_SV || v->shape == SH_UNIT) {
+        memcpy(&p, p, sizeof p);                           /* the array it points to */
+        p += ((size_t)l * (size_t)extra + (size_t)k) * es;
+    } else if (v->shape != SH_ONE) {
+        p += (size_t)l * v->stride + (size_t)k * es;
+    }
+    switch (v->type) {
+    case VT_F64: { double x = value; memcpy(p, &x, 8); break; }
+    case VT_I64: { int64_t x = (int64_t)value; memcpy(p, &x, 8); break; }
+    case VT_I32: { int32_t x = (int32_t)value; memcpy(p, &x, 4); break; }
+    case VT_F32: { float x = (float)value; memcpy(p, &x, 4); break; }
+    }
+}
+
+/* Every variable of the record's kind set to its expected values; its
+ * head (run, step, L, topk or F) and arrays already in place. */
+HELPER void fill_record(RecKind kind, void *rec, int grun) {
+    RecHead h = record_head(kind, rec);
+    for (int vi = 0; vi < N_OUT_VARS; vi++) {
+        const OutVar *v = &OUT_VARS[vi];
+        if (v->rec != kind) continue;
+        int nl = v->shape == SH_ONE ? 1 : h.L;
+        size_t nk = v->shape == SH_ONE ? 1 : outvar_count(v, h.L, h.extra) / (size_t)h.L;
+        for (int l = 0; l < nl; l++)
+            for (size_t k = 0; k < nk; k++)
+                put_value(v, rec, h.extra, l, (int)k, expect(vi, grun, h.step, l, (int)k));
     }
 }
 
 HELPER void make_step(StepRecord *r, const Sample *s, int run, int64_t step) {
-    int si = run / 2, g = run_of(s->gsi[si], run % 2), L = s->m.sizes[si].L;
+    int si = run / 2;
     memset(r, 0, sizeof *r);
     r->run = run;
     r->step = step;
-    r->L = L;
-    r->loss = expect(V_LOSS, g, step, 0, 0);
-    r->lr = expect(V_LR, g, step, 0, 0);
-    r->grad_norm = expect(V_GRAD_NORM, g, step, 0, 0);
-    r->step_time = expect(V_STEP_TIME, g, step, 0, 0);
-    r->tokens_seen = (int64_t)expect(V_TOKENS_SEEN, g, step, 0, 0);
-    for (int l = 0; l < L; l++) {
-        LayerMetrics *m = &r->layers[l];
-        m->token_use_mean = expect(V_TOKEN_USE_MEAN, g, step, l, 0);
-        m->seq_use_mean = expect(V_SEQ_USE_MEAN, g, step, l, 0);
-        m->batch_use = expect(V_BATCH_USE, g, step, l, 0);
-        m->dead_frac = expect(V_DEAD_FRAC, g, step, l, 0);
-        m->turned_off = (int32_t)expect(V_TURNED_OFF, g, step, l, 0);
-        m->revived = (int32_t)expect(V_REVIVED, g, step, l, 0);
-        for (int q = 0; q < NUM_QUANTILES; q++) {
-            m->token_use_q[q] = expect(V_TOKEN_USE_Q, g, step, l, q);
-            m->seq_use_q[q] = expect(V_SEQ_USE_Q, g, step, l, q);
-        }
-    }
+    r->L = s->m.sizes[si].L;
+    fill_record(REC_STEP, r, run_of(s->gsi[si], run % 2));
 }
 
 HELPER void make_eval(EvalRecord *r, double *sv, const Sample *s, int run, int64_t step) {
-    int si = run / 2, g = run_of(s->gsi[si], run % 2), L = s->m.sizes[si].L;
+    int si = run / 2;
     memset(r, 0, sizeof *r);
     r->run = run;
     r->step = step;
-    r->L = L;
+    r->L = s->m.sizes[si].L;
     r->topk = TOPK;
-    r->loss = expect(V_EVAL_LOSS, g, step, 0, 0);
-    r->tokens = (int64_t)expect(V_EVAL_TOKENS, g, step, 0, 0);
-    for (int l = 0; l < L; l++) {
-        LayerMetrics *m = &r->layers[l];
-        m->token_use_mean = expect(V_EVAL_TOKEN_USE_MEAN, g, step, l, 0);
-        m->seq_use_mean = expect(V_EVAL_SEQ_USE_MEAN, g, step, l, 0);
-        m->batch_use = expect(V_EVAL_BATCH_USE, g, step, l, 0);
-        for (int q = 0; q < NUM_QUANTILES; q++) {
-            m->token_use_q[q] = expect(V_EVAL_TOKEN_USE_Q, g, step, l, q);
-            m->seq_use_q[q] = expect(V_EVAL_SEQ_USE_Q, g, step, l, q);
-        }
-        r->eff_rank[l] = expect(V_EFF_RANK, g, step, l, 0);
-        r->participation[l] = expect(V_PARTICIPATION, g, step, l, 0);
-        r->stable_rank_fc[l] = expect(V_STABLE_RANK_FC, g, step, l, 0);
-        r->stable_rank_proj[l] = expect(V_STABLE_RANK_PROJ, g, step, l, 0);
-        for (int k = 0; k < TOPK; k++) sv[l * TOPK + k] = expect(V_SINGULAR_VALUES, g, step, l, k);
-    }
     r->singular_values = sv;
+    fill_record(REC_EVAL, r, run_of(s->gsi[si], run % 2));
 }
 
-/* Snapshot arrays: one malloc'd block, freed by the caller (r->fires_since). */
+/* Snapshot arrays: one malloc'd block, freed by the caller (snapshot_free). */
 HELPER void make_snapshot(SnapshotRecord *r, const Sample *s, int run, int64_t step) {
-    int si = run / 2, g = run_of(s->gsi[si], run % 2);
-    int L = s->m.sizes[si].L, F = s->m.sizes[si].F;
-    size_t n = (size_t)L * F;
+    int si = run / 2, L = s->m.sizes[si].L, F = s->m.sizes[si].F;
+    size_t n = (size_t)L * F, off = 0;
     memset(r, 0, sizeof *r);
     r->run = run;
     r->step = step;
     r->L = L;
     r->F = F;
-    r->tokens_since = (int64_t)expect_group(G_TOKENS_SINCE, g, step, 0, 0);
-    char *blk = xmalloc(n * (2 * 8 + 5 * 4));
-    r->fires_since = (int64_t *)blk;
-    r->last_fire = (int64_t *)(blk + n * 8);
-    float **f[5] = {&r->premax, &r->premean, &r->b_in, &r->fc_norm, &r->proj_norm};
-    for (int i = 0; i < 5; i++) *f[i] = (float *)(blk + 16 * n + (size_t)i * 4 * n);
-    for (int l = 0; l < L; l++)
-        for (int u = 0; u < F; u++) {
-            size_t i = (size_t)l * F + u;
-            r->fires_since[i] = (int64_t)expect_group(G_FIRES_SINCE, g, step, l, u);
-            r->last_fire[i] = (int64_t)expect_group(G_LAST_FIRE, g, step, l, u);
-            for (int k = 0; k < 5; k++)
-                (*f[k])[i] = (float)expect_group(G_PREMAX + k, g, step, l, u);
+    char *blk = xmalloc(n * 8 * (size_t)N_OUT_VARS);
+    for (int vi = 0; vi < N_OUT_VARS; vi++)          /* every array field points into blk */
+        if (OUT_VARS[vi].rec == REC_SNAPSHOT && OUT_VARS[vi].shape == SH_UNIT) {
+            void *p = blk + off;
+            memcpy((char *)r + OUT_VARS[vi].offset, &p, sizeof p);
+            off += n * 8;
+        }
+    fill_record(REC_SNAPSHOT, r, run_of(s->gsi[si], run % 2));
+}
+
+HELPER void snapshot_free(SnapshotRecord *r) {
+    for (int vi = 0; vi < N_OUT_VARS; vi++)          /* the first array is the block */
+        if (OUT_VARS[vi].rec == REC_SNAPSHOT && OUT_VARS[vi].shape == SH_UNIT) {
+            void *p;
+            memcpy(&p, (char *)r + OUT_VARS[vi].offset, sizeof p);
+            free(p);
+            return;
         }
 }
 
@@ -201,7 +200,7 @@ HELPER int write_records(Ncout *o, const Sample *s, int64_t lo, int64_t hi, int 
                 SnapshotRecord sn;
                 make_snapshot(&sn, s, run, st);
                 rc = ncout_write_snapshot(o, &sn, err, sizeof err);
-                free(sn.fires_since);
+                snapshot_free(&sn);
             }
         }
         if (g_step_us) usleep((useconds_t)(g_step_us * block));
@@ -266,16 +265,17 @@ HELPER double *read_var(int ncid, int varid, size_t *len) {
 }
 
 HELPER void verify_root_var(int ncid, const Sample *s, int vi, Want *w) {
-    const RootVar *rv = &NC_ROOT_VARS[vi];
+    const OutVar *rv = &OUT_VARS[vi];
     int varid;
     size_t len[5];
+    if (rv->shape == SH_SV && s->m.topk <= 0) return;
     double *v = nc_inq_varid(ncid, rv->name, &varid) ? NULL : read_var(ncid, varid, len);
     if (!v) {
         w->damaged++;
         if (w->strict) fprintf(stderr, "  %s: unreadable\n", rv->name);
         return;
     }
-    double fill = fill_of(rv->type);
+    double fill = fill_of(outvar_nc_type(rv));
     size_t i = 0;
     for (size_t si = 0; si < len[0]; si++)
         for (size_t ki = 0; ki < len[1]; ki++)
@@ -283,23 +283,25 @@ HELPER void verify_root_var(int ncid, const Sample *s, int vi, Want *w) {
                 for (size_t l = 0; l < len[3]; l++)
                     for (size_t q = 0; q < len[4]; q++, i++) {
                         int g = run_of(s->gsi[si], (int)ki);
-                        int64_t step = rv->axis == AX_STEP ? (int64_t)slot
+                        int64_t step = rv->rec == REC_STEP ? (int64_t)slot
                                                            : (int64_t)slot * EVAL_EVERY;
-                        int pad = rv->trail != TR_NONE && (int)l >= s->m.sizes[si].L;
+                        int pad = rv->shape != SH_ONE && (int)l >= s->m.sizes[si].L;
                         check_slot(w, v[i], expect(vi, g, step, (int)l, (int)q), fill, step, pad,
                                    rv->name, g, slot);
                     }
     free(v);
 }
 
-HELPER void verify_axis(int ncid, const char *name, long every, Want *w) {
+/* A coordinate along step, eval or snapshot: value k * every, or k itself
+ * (index); slots of steps >= w->hi must be fill. */
+HELPER void verify_axis(int ncid, const char *name, long every, int index, Want *w) {
     int varid;
     size_t len[5];
     double *v = nc_inq_varid(ncid, name, &varid) ? NULL : read_var(ncid, varid, len);
     if (!v) { w->damaged++; return; }
     for (size_t k = 0; k < len[0]; k++)
-        check_slot(w, v[k], (double)((int64_t)k * every), (double)NC_FILL_INT64,
-                   (int64_t)k * every, 0, name, -1, k);
+        check_slot(w, v[k], index ? (double)k : (double)((int64_t)k * every),
+                   (double)NC_FILL_INT64, (int64_t)k * every, 0, name, -1, k);
     free(v);
 }
 
@@ -309,19 +311,20 @@ HELPER void verify_groups(int ncid, const Sample *s, Want *w) {
         char name[128];
         ncout_group_name(s->m.sizes[si].name, s->m.seeds[r % 2], name, sizeof name);
         if (nc_inq_ncid(ncid, name, &grp)) { w->damaged++; continue; }
-        verify_axis(grp, "snapshot_step", SNAP_EVERY, w);
-        for (int gi = 0; gi < N_GROUP_VARS; gi++) {
+        verify_axis(grp, "snapshot_step", SNAP_EVERY, 0, w);
+        verify_axis(grp, "snapshot", SNAP_EVERY, 1, w);
+        for (int gi = 0; gi < N_OUT_VARS; gi++) {
+            const OutVar *ov = &OUT_VARS[gi];
             size_t len[5];
-            double *v = nc_inq_varid(grp, NC_GROUP_VARS[gi].name, &varid) ? NULL
-                      : read_var(grp, varid, len);
+            if (outvar_in_root(ov)) continue;
+            double *v = nc_inq_varid(grp, ov->name, &varid) ? NULL : read_var(grp, varid, len);
             if (!v) { w->damaged++; continue; }
-            double fill = fill_of(NC_GROUP_VARS[gi].type);
+            double fill = fill_of(outvar_nc_type(ov));
             for (size_t k = 0, i = 0; k < len[0]; k++)
                 for (size_t l = 0; l < len[1]; l++)
                     for (size_t f = 0; f < len[2]; f++, i++)
-                        check_slot(w, v[i],
-                                   expect_group(gi, g, (int64_t)k * SNAP_EVERY, (int)l, (int)f),
-                                   fill, (int64_t)k * SNAP_EVERY, 0, NC_GROUP_VARS[gi].name, g, k);
+                        check_slot(w, v[i], expect(gi, g, (int64_t)k * SNAP_EVERY, (int)l, (int)f),
+                                   fill, (int64_t)k * SNAP_EVERY, 0, ov->name, g, k);
             free(v);
         }
     }
@@ -337,9 +340,11 @@ HELPER int verify_ex(const char *path, const Sample *s, int64_t lo, int64_t hi, 
         return -1;
     }
     Want w = {lo, hi, strict, 0, 0, 0, 0};
-    for (int vi = 0; vi < N_ROOT_VARS; vi++) verify_root_var(ncid, s, vi, &w);
-    verify_axis(ncid, "step", 1, &w);
-    verify_axis(ncid, "eval_step", EVAL_EVERY, &w);
+    for (int vi = 0; vi < N_OUT_VARS; vi++)
+        if (outvar_in_root(&OUT_VARS[vi])) verify_root_var(ncid, s, vi, &w);
+    verify_axis(ncid, "step", 1, 0, &w);
+    verify_axis(ncid, "eval_step", EVAL_EVERY, 0, &w);
+    verify_axis(ncid, "eval", EVAL_EVERY, 1, &w);
     verify_groups(ncid, s, &w);
     int dim;
     size_t n = 0;

@@ -358,17 +358,23 @@ static void check_summary_against_raw(const Naive *z, const char *tag) {
     UsageCounts u = usage_view(z->usage, 0, F);
     LayerMetrics m;
     usage_summarize(&u, F, &m);
-    int64_t tok_sum = 0, seq_sum = 0, used = 0;
+    int64_t tok_sum = 0, seq_sum = 0, used = 0, hot = 0;
     for (int n = 0; n < N; n++) tok_sum += z->tok_counts[n];
     for (int b = 0; b < B; b++) seq_sum += z->seq_counts[b];
     for (int f = 0; f < F; f++) {
-        int any = 0;
-        for (int n = 0; n < N; n++) any |= z->act[(size_t)n * F + f] > 0.0f;
+        int any = 0, on = 0;
+        for (int n = 0; n < N; n++) {
+            any |= z->act[(size_t)n * F + f] > 0.0f;
+            on += z->act[(size_t)n * F + f] > 0.0f;
+        }
         used += any;
+        hot += on > N - on;                  /* active on more than half of the tokens */
     }
     CHECK(m.token_use_mean == (double)tok_sum / ((double)N * F), "%s token_use_mean", tag);
     CHECK(m.seq_use_mean == (double)seq_sum / ((double)B * F), "%s seq_use_mean", tag);
     CHECK(m.batch_use == (double)used / F, "%s batch_use %g", tag, m.batch_use);
+    CHECK(m.hot_frac == (double)hot / F, "%s hot_frac %g, brute force %g", tag, m.hot_frac,
+          (double)hot / F);
     int bad = 0;
     for (int i = 0; i < NUM_QUANTILES; i++) {
         bad += m.token_use_q[i] != (double)sorted_quantile(z->tok_counts, N, QUANTILE_LEVELS_E4[i]) / F;
@@ -457,6 +463,8 @@ static void test_summarize_hand(void) {
     CHECK(m.token_use_mean == 0.5, "token_use_mean %g (8/16)", m.token_use_mean);
     CHECK(m.seq_use_mean == 0.875, "seq_use_mean %g (7/8)", m.seq_use_mean);
     CHECK(m.batch_use == 0.5, "batch_use %g (2 of 4 units)", m.batch_use);
+    CHECK(m.hot_frac == 0.25, "hot_frac %g (unit 0 fires on 3 of 4 tokens; unit 2 on 1)",
+          m.hot_frac);
     const double tq[NUM_QUANTILES] = {0, 0, 0, 0, 0, 0.5, 0.5, 1, 1, 1, 1};
     const double sq[NUM_QUANTILES] = {.75, .75, .75, .75, .75, .75, 1, 1, 1, 1, 1};
     for (int i = 0; i < NUM_QUANTILES; i++) {

@@ -203,7 +203,7 @@ static int fill_until_failure(Ncout *o, const Sample *s, int64_t *flushed, char 
                     SnapshotRecord sn;
                     make_snapshot(&sn, s, run, st);
                     rc = ncout_write_snapshot(o, &sn, err, n);
-                    free(sn.fires_since);
+                    snapshot_free(&sn);
                 }
             }
         if (rc == 0) rc = ncout_flush(o, err, n);
@@ -305,20 +305,30 @@ static void test_torn_journal(void) {
     unlink(j);
 }
 
+/* The variables of a group (root: ncid's own) that a file must hold. */
+static int var_names(int root, const char **names) {
+    const char *coords[2][3] = {{"step", "eval", "eval_step"}, {"snapshot", "snapshot_step", ""}};
+    int n = 0;
+    for (int i = 0; i < N_OUT_VARS; i++)
+        if (outvar_in_root(&OUT_VARS[i]) == root) names[n++] = OUT_VARS[i].name;
+    for (int i = 0; i < 3; i++) if (coords[!root][i][0]) names[n++] = coords[!root][i];
+    return n;
+}
+
 static int same_files(const char *a, const char *b, const Sample *s) {
     int na, nb, bad = 0, va, vb;
     if (nc_open(a, NC_NOWRITE, &na) || nc_open(b, NC_NOWRITE, &nb)) return -1;
     for (int r = -1; r < s->m.n_sizes * 2; r++) {
-        int ga = na, gb = nb, n = r < 0 ? N_ROOT_VARS + 2 : N_GROUP_VARS + 1;
+        int ga = na, gb = nb;
+        const char *names[MAX_OUT_VARS + 3];
+        int n = var_names(r < 0, names);
         if (r >= 0) {
             char name[128];
             ncout_group_name(s->m.sizes[r / 2].name, s->m.seeds[r % 2], name, sizeof name);
             if (nc_inq_ncid(na, name, &ga) || nc_inq_ncid(nb, name, &gb)) { bad++; continue; }
         }
         for (int i = 0; i < n; i++) {
-            const char *name = r < 0 ? (i < N_ROOT_VARS ? NC_ROOT_VARS[i].name : i == N_ROOT_VARS
-                               ? "step" : "eval_step") : i < N_GROUP_VARS ? NC_GROUP_VARS[i].name
-                               : "snapshot_step";
+            const char *name = names[i];
             size_t la[5] = {0}, lb[5] = {0};
             double *x = nc_inq_varid(ga, name, &va) ? NULL : read_var(ga, va, la);
             double *y = nc_inq_varid(gb, name, &vb) ? NULL : read_var(gb, vb, lb);
