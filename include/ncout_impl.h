@@ -85,6 +85,10 @@ void frame_append(Bytes *b, int type, uint64_t seq, const Bytes *payload);
  * one. Returns the count (frames malloc'd in *out: frames_free). */
 int  frames_parse(const unsigned char *p, size_t n, Frame **out, size_t *used, int *corrupt);
 void frames_free(Frame *f, int n);
+/* After a damaged frame: the offset >= from (a multiple of 8 from p) of the
+ * next valid frame (*found = 1), or of the first place one may still start
+ * once more bytes arrive (*found = 0; at_eof: no more will: all is junk). */
+size_t frame_resync(const unsigned char *p, size_t n, size_t from, int at_eof, int *found);
 
 /* PATH.journal: a header naming the dataset (its random id), then frames.
  * journal_create writes the header to a temporary, fsyncs, renames it into
@@ -93,6 +97,10 @@ int  journal_create(const char *jpath, uint64_t dataset_id, char *err, size_t er
 /* The dataset id and the offset of the first frame; -1 + err. */
 int  journal_read_head(int fd, const char *jpath, uint64_t *dataset_id, uint64_t *data_start,
                        char *err, size_t errlen);
+#define JOURNAL_HEAD 32
+/* Every frame is in the published PATH: cut the journal back to its header
+ * (so it holds only what PATH lacks, and stays bounded). */
+int  journal_reset(int fd, const char *jpath, char *err, size_t errlen);
 /* write (no fsync: the caller decides when); on failure the journal is
  * truncated back to its old end. */
 int  journal_append(int fd, const char *jpath, const Bytes *b, char *err, size_t errlen);
@@ -147,8 +155,11 @@ struct Ncout {
 int  ncout_update(Ncout *o, int final, char *err, size_t errlen);
 /* After a killed writer: apply the journal's frames newer than PATH,
  * republish PATH cleanly closed, remove the journal. *applied = frames
- * applied, or -1 when there was no journal of this dataset (nothing done). */
-int  ncout_catch_up(Ncout *o, long *applied, char *err, size_t errlen);
+ * applied, or -1 when there was no journal of this dataset (nothing done).
+ * A damaged frame followed by valid ones: with resync, skipped with a
+ * warning; without, refused (the journal is kept). Sequence numbers that
+ * do not increase and records outside the grid are refused. */
+int  ncout_catch_up(Ncout *o, int resync, long *applied, char *err, size_t errlen);
 /* Close both copies' handles without publishing anything (error paths). */
 void ncout_drop_sides(Ncout *o);
 int  fsync_path(const char *path);

@@ -195,7 +195,7 @@ static int resume(Ncout *o, const NcoutMeta *meta, int overwrite, char *err, siz
     o->meta = stored;
     o->history = history_line(meta, "resumed");
     long applied;
-    return ncout_catch_up(o, &applied, err, errlen) == 0 ? KEEP : FAILED;
+    return ncout_catch_up(o, 0, &applied, err, errlen) == 0 ? KEEP : FAILED;
 }
 
 /* A new PATH: schema into PATH.tmp.<pid>, renamed into place when complete. */
@@ -388,7 +388,7 @@ int ncout_repair(const char *path, int *repaired, char *err, size_t errlen) {
     if (!o) return -1;
     long applied = -1;
     int rc = read_existing(o, &o->meta, err, errlen);
-    if (rc == 0) rc = ncout_catch_up(o, &applied, err, errlen);
+    if (rc == 0) rc = ncout_catch_up(o, 1, &applied, err, errlen);
     *repaired = applied >= 0;
     free_handle(o);
     return rc;

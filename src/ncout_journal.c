@@ -9,8 +9,11 @@
  * multiple of 8 (so decoded arrays stay aligned). PATH records the sequence
  * number of the last frame it holds. Fields are native-endian: a journal is
  * read back by the next open of the same job, on the same architecture.
- * A frame is valid only when complete with a matching CRC; reading stops at
- * the first invalid one (the tail torn by a kill). */
+ * A frame is valid only when complete with a matching CRC. An incomplete
+ * last frame is the tail torn by a kill; a damaged frame with valid ones
+ * after it is found again by frame_resync (ncout_update.c decides whether
+ * to go on). The header is rewritten never; the frames are cut back to
+ * none (journal_reset) once the file named PATH holds them all. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -105,6 +108,23 @@ int frames_parse(const unsigned char *p, size_t n, Frame **out, size_t *used, in
     return count;
 }
 
+size_t frame_resync(const unsigned char *p, size_t n, size_t from, int at_eof, int *found) {
+    size_t off = from;
+    *found = 0;
+    for (; off < n; off += 8) {
+        Frame f;
+        size_t size;
+        int r = frame_read(p + off, n - off, &f, &size);
+        if (r == 1) {
+            free(f.owned);
+            *found = 1;
+            return off;
+        }
+        if (r == 0 && !at_eof) return off;      /* may be a frame: wait for its bytes */
+    }
+    return n - n % 8 < off ? n - n % 8 : off;
+}
+
 void frames_free(Frame *f, int n) {
     for (int i = 0; i < n; i++) free(f[i].owned);
     free(f);
@@ -137,7 +157,8 @@ static int read_fd_all(int fd, void *buf, size_t n) {
 }
 
 int journal_create(const char *jpath, uint64_t dataset_id, char *err, size_t errlen) {
-    unsigned char head[32] = {0};
+    unsigned char head[JOURNAL_HEAD] = {0};
+    _Static_assert(JOURNAL_HEAD == 32, "the header layout below is 32 bytes");
     uint32_t version = JOURNAL_VERSION;
     memcpy(head, JOURNAL_MAGIC, 8);
     uint32_t table = record_table_fingerprint();
@@ -185,6 +206,13 @@ int journal_read_head(int fd, const char *jpath, uint64_t *dataset_id, uint64_t 
     memcpy(dataset_id, head + 16, 8);
     *data_start = sizeof head;
     return 0;
+}
+
+int journal_reset(int fd, const char *jpath, char *err, size_t errlen) {
+    if (ftruncate(fd, JOURNAL_HEAD) == 0 && lseek(fd, JOURNAL_HEAD, SEEK_SET) == JOURNAL_HEAD)
+        return 0;
+    snprintf(err, errlen, "%s: cannot cut the journal back: %s", jpath, strerror(errno));
+    return -1;
 }
 
 int journal_append(int fd, const char *jpath, const Bytes *b, char *err, size_t errlen) {

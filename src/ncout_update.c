@@ -177,6 +177,10 @@ int ncout_update(Ncout *o, int final, char *err, size_t errlen) {
         work_abandon(o);
         return -1;
     }
+    /* PATH holds every journal frame now: cut the journal back, so that it
+     * holds only what PATH lacks (a kill before the cut leaves frames that
+     * the next catch-up skips by their sequence numbers) */
+    if (!final && o->jfd >= 0 && journal_reset(o->jfd, o->jpath, err, errlen) != 0) return -1;
     Bytes t = o->prev;                   /* prev := what PATH got now; PATH.work lacks it */
     o->prev = o->unapplied;
     o->unapplied = t;
@@ -189,55 +193,111 @@ int ncout_update(Ncout *o, int final, char *err, size_t errlen) {
 }
 
 /* Apply the frames of f newer than PATH (opening a working copy at the
- * first); remembers the newest. */
-static int apply_newer(Ncout *o, Frame *f, int nf, uint64_t *newest, long *applied, char *err,
+ * first); refuses sequence numbers that do not increase (a crafted or
+ * spliced journal). */
+static int apply_newer(Ncout *o, Frame *f, int nf, uint64_t *last, long *applied, char *err,
                        size_t errlen) {
     int n = 0;
-    for (int i = 0; i < nf; i++)
-        if (f[i].seq > o->path_seq) {
-            if (f[i].seq > *newest) *newest = f[i].seq;
-            f[n++] = f[i];
+    for (int i = 0; i < nf; i++) {
+        if (f[i].seq <= *last) {
+            snprintf(err, errlen, "%s: record sequence numbers go backwards (%llu after %llu): "
+                     "not one writer's journal; move it away to use %s as it is", o->jpath,
+                     (unsigned long long)f[i].seq, (unsigned long long)*last, o->path);
+            return -1;
         }
+        *last = f[i].seq;
+        if (f[i].seq > o->path_seq) f[n++] = f[i];
+    }
     if (n == 0) return 0;
     if (work_ready(o, err, errlen) != 0) return -1;
     *applied += n;
     return apply_frame_list(&o->work.ax, f, n, err, errlen);
 }
 
-/* Stream the journal from `start` into the working copy. */
-static int replay(Ncout *o, int jfd, uint64_t start, uint64_t *newest, long *applied, char *err,
-                  size_t errlen) {
-    Bytes buf = {0};
+/* The replay's position in the journal and what it skipped. */
+typedef struct {
+    Bytes buf;                   /* unconsumed bytes, starting at file offset `at` */
+    uint64_t at, last;           /* last: sequence number of the last valid frame */
+    int in_gap;                  /* after a damaged frame, looking for the next valid one */
+    size_t scan_from;            /* where in buf the search goes on */
+    uint64_t gap_at, gap_after;  /* the damaged frame's offset; the seq before it */
+} Replay;
+
+static void consume(Replay *r, size_t n) {
+    memmove(r->buf.p, r->buf.p + n, r->buf.len - n);
+    r->buf.len -= n;
+    r->at += n;
+}
+
+/* Past a damaged frame: 1 = at the next valid frame, 0 = need more bytes
+ * (or none follow), -1 = refused (resync off). */
+static int skip_damage(Ncout *o, Replay *r, int eof, int resync, char *err, size_t errlen) {
+    int found;
+    size_t off = frame_resync(r->buf.p, r->buf.len, r->scan_from, eof, &found);
+    consume(r, off);
+    r->scan_from = 0;
+    if (!found) return 0;
+    r->in_gap = 0;
+    if (!resync) {
+        snprintf(err, errlen, "%s: a damaged record at byte %llu, valid ones after it (seq > %llu): "
+                 "`reluscope merge --repair %s` applies every valid record and reports the gap; "
+                 "the journal is kept", o->jpath, (unsigned long long)r->gap_at,
+                 (unsigned long long)r->gap_after, o->path);
+        return -1;
+    }
+    warn_msg("%s: skipped %llu damaged bytes at byte %llu (the records after seq %llu, before "
+             "the next valid one, are lost)", o->jpath, (unsigned long long)(r->at - r->gap_at),
+             (unsigned long long)r->gap_at, (unsigned long long)r->gap_after);
+    return 1;
+}
+
+/* Stream the journal from `start` into the working copy. resync: go on
+ * after a damaged frame (merge --repair) instead of refusing (resume). */
+static int replay(Ncout *o, int jfd, uint64_t start, int resync, uint64_t *newest, long *applied,
+                  char *err, size_t errlen) {
+    Replay r = {{0}, start, 0, 0, 0, 0, 0};
     unsigned char *block = xmalloc(REPLAY_BLOCK);
     int rc = 0, done = lseek(jfd, (off_t)start, SEEK_SET) < 0;
     while (!done && rc == 0) {
-        ssize_t r = read(jfd, block, REPLAY_BLOCK);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
+        ssize_t got = read(jfd, block, REPLAY_BLOCK);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
             snprintf(err, errlen, "%s: cannot read: %s", o->jpath, strerror(errno));
             rc = -1;
             break;
         }
-        done = r == 0;
-        bytes_put(&buf, block, (size_t)r);
-        Frame *fr;
-        size_t used;
-        int corrupt, nf = frames_parse(buf.p, buf.len, &fr, &used, &corrupt);
-        rc = apply_newer(o, fr, nf, newest, applied, err, errlen);
-        frames_free(fr, nf);
-        memmove(buf.p, buf.p + used, buf.len - used);
-        buf.len -= used;
-        if (corrupt) done = 1;           /* nothing valid follows a bad frame */
+        done = got == 0;
+        bytes_put(&r.buf, block, (size_t)got);
+        for (int more = 1; more && rc == 0;) {
+            if (r.in_gap && (more = skip_damage(o, &r, done, resync, err, errlen)) != 1) {
+                rc = more < 0 ? -1 : 0;
+                break;
+            }
+            Frame *fr;
+            size_t used;
+            int corrupt, nf = frames_parse(r.buf.p, r.buf.len, &fr, &used, &corrupt);
+            rc = apply_newer(o, fr, nf, &r.last, applied, err, errlen);
+            frames_free(fr, nf);
+            consume(&r, used);
+            more = corrupt;
+            if (corrupt) {
+                r.in_gap = 1;
+                r.scan_from = 8;
+                r.gap_at = r.at;
+                r.gap_after = r.last;
+            }
+        }
     }
-    if (rc == 0 && buf.len)
+    if (newest && r.last > *newest) *newest = r.last;
+    if (rc == 0 && r.buf.len)
         warn_msg("%s: ignored %zu bytes after the last complete record (an append cut short by a "
-                 "kill; never reported as flushed)", o->jpath, buf.len);
+                 "kill; never reported as flushed)", o->jpath, r.buf.len);
     free(block);
-    bytes_free(&buf);
+    bytes_free(&r.buf);
     return rc;
 }
 
-int ncout_catch_up(Ncout *o, long *applied, char *err, size_t errlen) {
+int ncout_catch_up(Ncout *o, int resync, long *applied, char *err, size_t errlen) {
     *applied = -1;
     int jfd = open(o->jpath, O_RDONLY | O_CLOEXEC);
     if (jfd < 0) return 0;               /* no journal: PATH is complete */
@@ -246,7 +306,7 @@ int ncout_catch_up(Ncout *o, long *applied, char *err, size_t errlen) {
     if (rc == 0 && id == o->dataset_id) {
         *applied = 0;
         o->work_ok = 0;                  /* always a fresh copy of PATH */
-        rc = replay(o, jfd, start, &newest, applied, err, errlen);
+        rc = replay(o, jfd, start, resync, &newest, applied, err, errlen);
         /* republished even with nothing new: the dead writer may have had PATH
          * open, which leaves HDF5's "open for writing" flag in it */
         if (rc == 0) rc = work_ready(o, err, errlen);
