@@ -61,6 +61,9 @@ int  schema_ids(int ncid, const NcoutMeta *m, NcIds *ids, const char *shown,
 void schema_ids_free(NcIds *ids);
 /* Read the meta a dataset was created with (owned result). */
 int  schema_read_meta(int ncid, const char *shown, NcoutMeta *owned, char *err, size_t errlen);
+/* Read every variable of every group through (a damaged chunk fails);
+ * 0, or -1 + "SHOWN: variable G/V does not read (...)". */
+int  schema_check_readable(int ncid, const char *shown, char *err, size_t errlen);
 /* Append one line to the global `history` attribute. */
 int  schema_add_history(int ncid, const char *line, const char *shown, char *err, size_t errlen);
 /* Chunk length along step / eval for a variable of bytes_per_slot bytes. */

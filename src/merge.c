@@ -281,28 +281,60 @@ static int same_file(const char *a, const char *b) {
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
-static int finish_attrs(int onc, const Input *ins, int n, const char *out, const char *command_line,
-                        char *err, size_t errlen) {
-    char when[64], *line;
-    time_t now = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    size_t len = strlen(command_line ? command_line : "") + 128, total = 1;
-    line = xmalloc(len);
-    snprintf(line, len, "%s: %s (merge of %d datasets)", when, command_line ? command_line : "", n);
-    int rc = schema_add_history(onc, line, out, err, errlen);
-    free(line);
-    for (int i = 0; i < n; i++) total += strlen(ins[i].path) + 1;
-    char *from = xcalloc(total, 1);
-    for (int i = 0; i < n; i++) { strcat(from, ins[i].path); if (i + 1 < n) strcat(from, "\n"); }
-    int s = rc ? NC_NOERR : nc_put_att_text(onc, NC_GLOBAL, "merged_from", strlen(from), from);
-    free(from);
-    if (s) rc = nc_fail(s, out, "merged_from attribute", err, errlen);
-    return rc;
+/* The text attribute NAME of an input (malloc'd, "" when absent). */
+static char *input_text(int ncid, const char *name) {
+    size_t len = 0;
+    if (nc_inq_attlen(ncid, NC_GLOBAL, name, &len) != NC_NOERR) len = 0;
+    char *s = xcalloc(len + 1, 1);
+    if (len && nc_get_att_text(ncid, NC_GLOBAL, name, s) != NC_NOERR) s[0] = '\0';
+    return s;
+}
+
+/* history: every input's lines, each after "[INPUT] ", then the merge's
+ * own line (schema_create wrote that one alone); merged_from: the inputs. */
+static int finish_attrs(int onc, const Input *ins, int n, const char *out, char *err,
+                        size_t errlen) {
+    Bytes h = {0}, from = {0};
+    for (int i = 0; i < n; i++) {
+        char *old = input_text(ins[i].ncid, "history");
+        for (char *line = strtok(old, "\n"); line; line = strtok(NULL, "\n")) {
+            bytes_put(&h, "[", 1);
+            bytes_put(&h, ins[i].path, strlen(ins[i].path));
+            bytes_put(&h, "] ", 2);
+            bytes_put(&h, line, strlen(line));
+            bytes_put(&h, "\n", 1);
+        }
+        free(old);
+        if (i) bytes_put(&from, "\n", 1);
+        bytes_put(&from, ins[i].path, strlen(ins[i].path));
+    }
+    char *mine = input_text(onc, "history");
+    bytes_put(&h, mine, strlen(mine));
+    free(mine);
+    int s = nc_put_att_text(onc, NC_GLOBAL, "history", h.len, (const char *)h.p);
+    if (!s) s = nc_put_att_text(onc, NC_GLOBAL, "merged_from", from.len, (const char *)from.p);
+    bytes_free(&h);
+    bytes_free(&from);
+    return s ? nc_fail(s, out, "history/merged_from attributes", err, errlen) : 0;
+}
+
+/* The inputs' MPI layouts, each once, "; " between (malloc'd). */
+static char *union_layouts(const Input *ins, int n) {
+    Bytes b = {0};
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int k = 0; k < i; k++) seen |= !strcmp(ins[k].m.mpi_layout, ins[i].m.mpi_layout);
+        if (seen) continue;
+        if (b.len) bytes_put(&b, "; ", 2);
+        bytes_put(&b, ins[i].m.mpi_layout, strlen(ins[i].m.mpi_layout));
+    }
+    bytes_put(&b, "", 1);
+    return (char *)b.p;
 }
 
 /* Schema of the union into OUT.tmp.<pid>, every input copied, renamed. */
 static int build_output(const Input *ins, int n, const NcoutMeta *u, const char *out,
-                        const char *command_line, char *err, size_t errlen) {
+                        char *err, size_t errlen) {
     char tmp[RS_PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
     int onc = -1, rc = schema_create(tmp, out, u, schema_new_id(), err, errlen), s;
@@ -314,7 +346,7 @@ static int build_output(const Input *ins, int n, const NcoutMeta *u, const char 
     if (rc == 0) rc = schema_ids(onc, u, &ids, out, err, errlen);
     for (int i = 0; i < n && rc == 0; i++) rc = copy_input(&ins[i], &ids, u, out, err, errlen);
     if (rc == 0) rc = write_axes(ins, n, &ids, out, err, errlen);
-    if (rc == 0) rc = finish_attrs(onc, ins, n, out, command_line, err, errlen);
+    if (rc == 0) rc = finish_attrs(onc, ins, n, out, err, errlen);
     schema_ids_free(&ids);
     if (onc >= 0 && (s = nc_close(onc)) && rc == 0)
         rc = nc_fail(s, out, "cannot write", err, errlen);
@@ -364,14 +396,19 @@ int ncout_merge(int n, char *const *inputs, const char *out, int force, const ch
         u.snapshot_every = a->snapshot_every;
         u.version = a->version;
         u.git_commit = a->git_commit;
-        u.mpi_layout = a->mpi_layout;
-        u.command_line = a->command_line;
-        u.start_time = a->start_time;
+        /* provenance of the merge itself: its command, time, the inputs' layouts */
+        char when[64], *layouts = union_layouts(ins, n);
+        time_t now = time(NULL);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+        u.mpi_layout = layouts;
+        u.command_line = command_line;
+        u.start_time = when;
         char *config = config_text_with_grid(a->config_text, ins[0].path, u.sizes, u.n_sizes,
                                              u.seeds, u.n_seeds, err, errlen);
         u.config_text = config;
-        rc = config ? build_output(ins, n, &u, out, command_line, err, errlen) : -1;
+        rc = config ? build_output(ins, n, &u, out, err, errlen) : -1;
         free(config);
+        free(layouts);
     }
     for (int i = 0; i < n; i++) close_input(&ins[i]);
     free(ins);
@@ -395,13 +432,23 @@ static void merge_usage(FILE *fp) {
         "resuming the job would do) and closes it cleanly. docs/dataset.md: the format.\n");
 }
 
-static char *joined(int argc, char **argv) {
-    size_t n = 32;
-    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
-    char *s = xmalloc(n);
-    strcpy(s, "reluscope");
-    for (int i = 0; i < argc; i++) { strcat(s, " "); strcat(s, argv[i]); }
+/* "reluscope merge IN ..." (the output is not named: jobs/ merge into a
+ * temporary that they rename, and the file knows where it is). */
+static char *merge_line(int n, char **inputs, int force) {
+    size_t len = 64;
+    for (int i = 0; i < n; i++) len += strlen(inputs[i]) + 1;
+    char *s = xmalloc(len);
+    strcpy(s, "reluscope merge");
+    for (int i = 0; i < n; i++) { strcat(s, " "); strcat(s, inputs[i]); }
+    if (force) strcat(s, " --force");
     return s;
+}
+
+/* After an error line: end without exit handlers. HDF5's would flush and
+ * close a file whose writes failed (a full disk), and crash doing so. */
+static void exit_after_error(void) {
+    fflush(NULL);
+    _exit(1);
 }
 
 static int repair_files(int n, char **files) {
@@ -410,7 +457,7 @@ static int repair_files(int n, char **files) {
         int repaired = 0;
         if (ncout_repair(files[i], &repaired, err, sizeof err) != 0) {
             fprintf(stderr, "reluscope: error: %s\n", err);
-            return 1;
+            exit_after_error();
         }
         printf("%s: %s\n", files[i], repaired ? "caught up from its journal and closed cleanly"
                                               : "closed cleanly already, nothing to repair");
@@ -466,10 +513,10 @@ int cmd_merge(int argc, char **argv) {
     } else if (rc == 0 && repair) {
         rc = repair_files(n, inputs);
     } else if (rc == 0) {
-        char err[2048], *cmdline = joined(argc, argv);
+        char err[2048], *cmdline = merge_line(n, inputs, force);
         if (ncout_merge(n, inputs, out, force, cmdline, err, sizeof err) != 0) {
             fprintf(stderr, "reluscope: error: %s\n", err);
-            rc = 1;
+            exit_after_error();
         } else {
             printf("merged %d dataset(s) into %s\n", n, out);
         }

@@ -155,8 +155,11 @@ static char *history_line(const NcoutMeta *m, const char *how) {
     return s;
 }
 
-/* PATH's meta and bookkeeping into o; 0, or -1 + err naming what is wrong. */
-static int read_existing(Ncout *o, NcoutMeta *stored, char *err, size_t errlen) {
+/* PATH's meta and bookkeeping into o; 0, or -1 + err naming what is wrong.
+ * check_values: also read every variable through (a resume must not build
+ * on a damaged file). */
+static int read_existing(Ncout *o, NcoutMeta *stored, int check_values, char *err,
+                         size_t errlen) {
     int ncid, s = nc_open(o->path, NC_NOWRITE, &ncid);
     if (s) {
         snprintf(err, errlen, "%s: exists but is not a readable NetCDF-4 file (%s)", o->path,
@@ -164,6 +167,10 @@ static int read_existing(Ncout *o, NcoutMeta *stored, char *err, size_t errlen) 
         return -1;
     }
     int rc = schema_read_meta(ncid, o->path, stored, err, errlen);
+    if (rc == 0 && check_values && schema_check_readable(ncid, o->path, err, errlen) != 0) {
+        meta_release(stored);
+        rc = -1;
+    }
     if (rc == 0 && schema_get_state(ncid, &o->dataset_id, &o->path_seq) != NC_NOERR) {
         snprintf(err, errlen, "%s: not written by this reluscope (no reluscope_dataset_id)",
                  o->path);
@@ -178,7 +185,7 @@ static int read_existing(Ncout *o, NcoutMeta *stored, char *err, size_t errlen) 
 static int resume(Ncout *o, const NcoutMeta *meta, int overwrite, char *err, size_t errlen) {
     NcoutMeta stored;
     char what[512];
-    if (read_existing(o, &stored, err, errlen) != 0) {
+    if (read_existing(o, &stored, 1, err, errlen) != 0) {
         if (overwrite) return REPLACE;
         size_t n = strlen(err);
         snprintf(err + n, errlen - n, "; pass overwrite=1 to replace it");
@@ -384,10 +391,15 @@ int ncout_close(Ncout *o, char *err, size_t errlen) {
 int ncout_repair(const char *path, int *repaired, char *err, size_t errlen) {
     *repaired = 0;
     if (errlen) err[0] = '\0';
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot repair it: %s", path, strerror(errno));
+        return -1;
+    }
     Ncout *o = new_handle(path, err, errlen);
     if (!o) return -1;
     long applied = -1;
-    int rc = read_existing(o, &o->meta, err, errlen);
+    int rc = read_existing(o, &o->meta, 0, err, errlen);
     if (rc == 0) rc = ncout_catch_up(o, 1, &applied, err, errlen);
     *repaired = applied >= 0;
     free_handle(o);

@@ -26,6 +26,15 @@ wait "$writer" || fail "the live writer failed"
     || fail "merge failed: $(cat "$WORK/merge.log")"
 "$PY" "$ROOT/tests/check_dataset.py" same "$WORK/merged.nc" "$WORK/direct.nc" || fail "merge != direct"
 "$PY" "$ROOT/tests/check_dataset.py" sample "$WORK/merged.nc" || fail "the merged dataset"
+# provenance: the inputs' history lines and the merge's own (not the output's name), the
+# union of sizes and seeds in the config
+ncdump -h "$WORK/merged.nc" > "$WORK/merged.txt"
+grep -q "history = \"\[$WORK/part_a.nc\] .*\[$WORK/part_b.nc\] .*reluscope merge $WORK/part_a.nc $WORK/part_b.nc\"" \
+    "$WORK/merged.txt" || fail "merged history: $(grep history "$WORK/merged.txt")"
+grep -q ':command_line = "reluscope merge ' "$WORK/merged.txt" || fail "merged command_line"
+grep -q 'merged.nc' "$WORK/merged.txt" && fail "the merged file's attributes name the output file"
+grep -q 'sizes = small, big\\nsize.small.*seeds = 7, 11' "$WORK/merged.txt" \
+    || fail "merged config: $(grep ':config' "$WORK/merged.txt")"
 ls "$WORK" | grep -q '\.tmp\.' && fail "merge left a temporary file"
 
 # --- refusals: exit status 1, one line on stderr naming the files
@@ -42,6 +51,11 @@ refused "overlapping inputs" part_a.nc part_a2.nc "both hold" -- \
     "$WORK/part_a.nc" "$WORK/part_a2.nc" -o "$WORK/x.nc"
 refused "an existing output" merged.nc --force -- "$WORK/part_a.nc" "$WORK/part_b.nc" -o "$WORK/merged.nc"
 refused "a missing input" nothere.nc -- "$WORK/nothere.nc" "$WORK/part_b.nc" -o "$WORK/y.nc"
+refused "an output in a missing folder" "No such file or directory" -- \
+    "$WORK/part_a.nc" "$WORK/part_b.nc" -o "$WORK/nofolder/x.nc"
+if "$RS" merge --repair "$WORK/nothere.nc" > /dev/null 2> "$WORK/err"; then fail "repair of a missing file"; fi
+grep -q "nothere.nc: cannot repair it: No such file or directory" "$WORK/err" && [ "$(wc -l < "$WORK/err")" -eq 1 ] \
+    || fail "repair of a missing file: $(cat "$WORK/err")"
 printf 'not netcdf' > "$WORK/junk.nc"
 refused "a file that is not NetCDF" junk.nc -- "$WORK/junk.nc" -o "$WORK/z.nc"
 : > "$WORK/part_b.nc.journal"
