@@ -1,10 +1,12 @@
 /* ncout.h — the job's NetCDF-4 dataset (layout: docs/dataset.md). Only job
  * rank 0 calls this module; it never calls MPI.
  *
- * Writing: ncout_write_* only check a record and append it, encoded, to an
- * in-memory buffer. ncout_flush appends the buffer to the write-ahead
- * journal PATH.journal (CRC-32 framed records): from then on the records
- * survive the process being killed. PATH itself is brought up to date
+ * Writing: ncout_write_* only check a record and append it, encoded
+ * (record.h), to an in-memory buffer. ncout_flush appends the buffer to the
+ * write-ahead journal PATH.journal (CRC-32 framed records): from then on
+ * the records survive the process being killed. Once an update has put
+ * every journal record into PATH, the journal is cut back to its header:
+ * it holds only what PATH lacks. PATH itself is brought up to date
  * (journal fsync, records written, nc_sync) by ncout_sync, by ncout_close,
  * and by ncout_flush whenever the time since the last update allows it:
  * each update's cost c defers the next by c * (1/budget - 1), so updating
@@ -65,8 +67,11 @@ void ncout_meta_from_config(NcoutMeta *m, const Config *c);
  * or resume it: it must hold a dataset of the same config (config_text_diff
  * of config.h: the keys that change results, sizes and seeds), else it is
  * refused unless `overwrite`, which replaces it.
- * The records a killed writer left in the journal are applied first.
- * A second writer of the same PATH is refused (flock on PATH.lock).
+ * Every variable of PATH is read through first (a damaged chunk is refused,
+ * naming the variable). The records a killed writer left in the journal
+ * are applied first (a damaged record with valid ones after it is refused,
+ * the journal kept: see ncout_repair). A second writer of the same PATH is
+ * refused (flock on PATH.lock).
  * Returns NULL + err on failure. */
 Ncout *ncout_open(const char *path, const NcoutMeta *meta, int overwrite,
                   char *err, size_t errlen);
@@ -102,7 +107,10 @@ void ncout_set_budget(Ncout *o, double fraction);
 int ncout_close(Ncout *o, char *err, size_t errlen);
 
 /* Bring a PATH left by a killed writer up to date from its journal and
- * republish it cleanly closed. *repaired = 1 if there was a journal. */
+ * republish it cleanly closed. *repaired = 1 if there was a journal. A
+ * damaged record in the journal's middle is skipped with a warning (the
+ * valid records after it are applied); crafted records (outside the grid,
+ * sequence numbers going backwards) are refused. */
 int ncout_repair(const char *path, int *repaired, char *err, size_t errlen);
 
 /* The first step in [from, upto) whose record PATH lacks for run (loss at

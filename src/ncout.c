@@ -4,7 +4,7 @@
  *
  * Files next to PATH (all but PATH removed by a clean close):
  *   PATH.lock      flock'd by the one writer of PATH
- *   PATH.journal   write-ahead log: every flushed record, CRC-32 framed
+ *   PATH.journal   write-ahead log: the flushed records PATH lacks, CRC-32 framed
  *   PATH.work      the working copy an update writes before swapping it in
  *   *.tmp.<pid>    files being built, renamed into place when complete
  * PATH is always a complete, synced dataset (cleanly closed once the writer

@@ -26,7 +26,12 @@
  * The final update (close) closes the working copy before the swap, so a
  * finished PATH is a cleanly closed file, and closes the other one after.
  * Where names cannot be exchanged, PATH.work is renamed over PATH and the
- * next update copies PATH again (O(file size), absorbed by the budget). */
+ * next update copies PATH again (O(file size), absorbed by the budget).
+ *
+ * After the swap PATH holds every journal frame, so the journal is cut
+ * back to its header: its size stays bounded by the records not yet
+ * published. The catch-up after a kill replays what is left, skipping
+ * frames PATH already holds by sequence number. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
