@@ -36,5 +36,8 @@ void sink_poll(void);
 void sink_group_done(int group);
 /* Rank 0: wait until every other group is done, flush, close. */
 void sink_close(int n_groups);
+/* Rank 0, when the job ends before training (a refused resume): close the
+ * dataset without waiting for the groups; elsewhere nothing. */
+void sink_close_now(void);
 
 #endif

@@ -530,16 +530,6 @@ int cmd_merge(int argc, char **argv) {
 
 /* ---- `reluscope schema`: the variable table for scripts ---- */
 
-static void json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
-    }
-    putchar('"');
-}
-
 /* The dimensions of a variable, as the file has them. */
 static int outvar_dims(const OutVar *v, const char **dims) {
     static const char *const axis[] = {[REC_STEP] = "step", [REC_EVAL] = "eval",
@@ -571,14 +561,14 @@ int cmd_schema(int argc, char **argv) {
         const char *dims[6];
         int nd = outvar_dims(v, dims);
         printf("  {\"name\": ");
-        json_string(v->name);
+        json_string(v->name, stdout);
         printf(", \"group\": \"%s\", \"record\": \"%s\", \"dims\": [",
                outvar_in_root(v) ? "root" : "run", rec[v->rec]);
         for (int d = 0; d < nd; d++) printf("%s\"%s\"", d ? ", " : "", dims[d]);
         printf("], \"type\": \"%s\", \"units\": ", valtype_name(v->type));
-        json_string(v->units);
+        json_string(v->units, stdout);
         printf(", \"long_name\": ");
-        json_string(v->long_name);
+        json_string(v->long_name, stdout);
         printf("}%s\n", i + 1 < N_OUT_VARS ? "," : "");
     }
     printf("]}\n");

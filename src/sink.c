@@ -188,10 +188,15 @@ void sink_close(int n_groups) {
         free(buf);
     }
     sink_poll();
+    sink_close_now();
+}
+
+void sink_close_now(void) {
+    if (!S.is_writer || !S.out) return;
     char err[1024];
     Ncout *o = S.out;
     S.out = NULL;
-    check(ncout_close(o, err, sizeof err), err);
     free(S.time_sum);
     free(S.steps_seen);
+    check(ncout_close(o, err, sizeof err), err);
 }

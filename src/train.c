@@ -11,7 +11,6 @@
 #include "comm.h"
 #include "config.h"
 #include "data.h"
-#include "dataset.h"
 #include "intervene.h"
 #include "run.h"
 #include "sink.h"
@@ -132,7 +131,7 @@ int cmd_train(int argc, char **argv) {
     sink_open(&c, &plan, &meta);
     /* rank 0 (dataset open) decides what each run may resume from; all wait */
     if (comm_world_any(rank == 0 && resume_check_all(&c, &prints) != 0)) {
-        if (rank == 0) dataset_close();
+        sink_close_now();
         free(cmdline);
         return 1;
     }
