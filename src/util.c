@@ -207,6 +207,7 @@ int terminal_safe(char *err, size_t errlen) {
     err[o] = '\0';
     free(in);
     return -1;
+}
 
 /* ---- byte buffers ---- */
 
