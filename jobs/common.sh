@@ -99,6 +99,12 @@ rs_launcher() {
             if [ "$(id -u)" -eq 0 ]; then
                 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
             fi
+            # Slurm's SIGTERM reaches mpirun as well as the ranks; mpirun
+            # then aborts and SIGKILLs the ranks after this many seconds
+            # (Open MPI's default, 1, kills a stop before its checkpoint
+            # whenever a step takes longer than ~2 s). mpirun waits about
+            # twice this before it exits, which must stay under KillWait.
+            export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-10}
             # -x: mpirun passes these to ranks on other nodes too
             RS_LAUNCH_CMD=(mpirun -np "${SLURM_NTASKS:-1}" -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS)
             if [ -n "${OPENBLAS_CORETYPE:-}" ]; then RS_LAUNCH_CMD+=(-x OPENBLAS_CORETYPE); fi
