@@ -14,6 +14,10 @@
  * usage: bench_step_sparse CKPT TRAIN_GLOB L d h F T V B reps [paths]
  *   paths: comma-separated subset of dense,sparse,auto (default all three;
  *   one path alone is how bench/run.sh measures each one's peak memory).
+ *        bench_step_sparse --train K OUTDIR CKPT TRAIN_GLOB L d h F T V B
+ *   trains K more steps from CKPT at batch B (auto kernels, lr 1e-3: a
+ *   state further from the initial density than a brief B=16 training)
+ *   and writes OUTDIR/ckpt_<step>.bin with CKPT's config text.
  * Output: '#' lines for people, one "RESULT ..." line. */
 #include <cblas.h>
 #include <stdio.h>
@@ -97,7 +101,56 @@ static void train_step(Path *p, const Config *c, const uint16_t *tok, int B, int
     }
 }
 
+/* --train: K more steps from a checkpoint, then a checkpoint of the result */
+static int train_more(int argc, char **argv) {
+    if (argc != 13) die("usage: bench_step_sparse --train K OUTDIR CKPT TRAIN_GLOB L d h F T V B");
+    int K = atoi(argv[2]), B = atoi(argv[12]);
+    const char *out = argv[3], *ckpt = argv[4], *glob = argv[5];
+    ModelSize s = {"bench", atoi(argv[6]), atoi(argv[7]), atoi(argv[8]), atoi(argv[9]),
+                   atoi(argv[10]), atoi(argv[11]), .pos = POS_LEARNED};
+    char err[1024];
+    TokenSet ts;
+    Sampler smp;
+    if (tokenset_open(&ts, glob, s.V, err, sizeof err) != 0) die("%s", err);
+    if (build_sampler(&smp, &ts, s.T, B, SAMPLER_RANDOM, 777, err, sizeof err) != 0)
+        die("%s", err);
+    char *text = checkpoint_config_text(ckpt, err, sizeof err);
+    if (!text) die("%s", err);
+    Config c;
+    memset(&c, 0, sizeof c);
+    c.lr = 1e-3; c.beta1 = 0.9; c.beta2 = 0.95; c.eps = 1e-8; c.weight_decay = 0.1;
+    c.grad_clip = 1.0;
+    Path p;
+    load_path(&p, MLP_AUTO, ckpt, &s, B);
+    uint16_t *tok = xmalloc((size_t)B * (s.T + 1) * sizeof *tok);
+    for (int k = 0; k < K; k++) {
+        if (sampler_fill(&smp, k, 0, B, tok, err, sizeof err) != 0) die("%s", err);
+        train_step(&p, &c, tok, B, p.rs.step++);
+        p.rs.tokens_seen += (int64_t)B * s.T;
+        if (k % 25 == 24 || k == K - 1) {
+            printf("# step %lld loss %.4f density", (long long)p.rs.step, p.m.mean_loss);
+            for (int l = 0; l < s.L; l++) {
+                UsageCounts u = usage_view(p.usage, l, s.F);
+                LayerMetrics lm;
+                usage_summarize(&u, s.F, &lm);
+                printf(" %.3f", lm.token_use_mean);
+            }
+            printf("\n");
+            fflush(stdout);
+        }
+    }
+    if (checkpoint_save(out, &s, text, &p.m, &p.o, &p.rs, 1, err, sizeof err) != 0)
+        die("%s", err);
+    printf("RESULT trained_steps=%d step=%lld\n", K, (long long)p.rs.step);
+    free(text); free(tok);
+    free_path(&p, s.L);
+    free_sampler(&smp);
+    tokenset_close(&ts);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--train")) return train_more(argc, argv);
     if (argc < 11) {
         fprintf(stderr, "usage: bench_step_sparse CKPT TRAIN_GLOB L d h F T V B reps [paths]\n");
         return 2;
