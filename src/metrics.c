@@ -133,12 +133,13 @@ KERNEL int relu_row_emit(float *act, const float *pre, const float *restrict bia
     int k = 0;
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
     defined(__AVX512DQ__)
-    for (int f0 = 0; f0 < F; f0 += 16) {
-        int w = F - f0 < 16 ? F - f0 : 16;
-        __mmask16 lanes = (__mmask16)(w == 16 ? 0xffffu : (1u << w) - 1u);
-        k += relu_chunk_emit(act, pre, bias, f0, lanes, ctr, premax, presum, count, stats,
-                             unit + k, val + k);
-    }
+    int f0 = 0;
+    for (; f0 + 16 <= F; f0 += 16)   /* whole chunks: a constant mask, plain loads */
+        k += relu_chunk_emit(act, pre, bias, f0, (__mmask16)0xffffu, ctr, premax, presum,
+                             count, stats, unit + k, val + k);
+    if (f0 < F)
+        k += relu_chunk_emit(act, pre, bias, f0, (__mmask16)((1u << (F - f0)) - 1u), ctr,
+                             premax, presum, count, stats, unit + k, val + k);
     *emitted = k;
     return count ? k : 0;
 #else
