@@ -67,6 +67,16 @@ const OutVar OUT_VARS[] = {
      .units = "1",
      .long_name = "quantiles over sequences of the fraction of hidden units active in a "
                   "sequence"},
+    /* resample_dead (docs/interventions.md): 0 at every step when it is off */
+    {.name = "resampled", .rec = REC_STEP, .shape = SH_LAYER, IN_LAYERS(StepRecord, resampled),
+     .units = "1", .long_name = "hidden units off for dead_window steps re-initialized after the "
+                                "step's update (resample_dead)"},
+    {.name = "redied", .rec = REC_STEP, .shape = SH_LAYER, IN_LAYERS(StepRecord, redied),
+     .units = "1", .long_name = "re-initialized hidden units that became off again at the step"},
+    {.name = "redied_life", .rec = REC_STEP, .shape = SH_LAYER,
+     IN_LAYERS(StepRecord, redied_life), .units = "1",
+     .long_name = "sum over the units counted in redied of the steps from their "
+                  "re-initialization to their last firing"},
     /* ---- per held-out evaluation: (size, seed, eval [, layer [, quantile|sv]]) ---- */
     {.name = "eval_loss", .rec = REC_EVAL, .shape = SH_ONE, ONE(EvalRecord, loss), .units = "1",
      .long_name = "held-out loss in nats: mean cross-entropy"},

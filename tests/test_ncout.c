@@ -440,7 +440,10 @@ static int flip_and_resume(const char *p, const char *q, long off, const Sample 
         nc_close(ncid);
         if (readable) _exit(0);
         Ncout *o = ncout_open(q, &s->m, 0, err, sizeof err);
-        _exit(!o && one_line(err, q) && strstr(err, "does not read") ? 2 : 4);
+        /* a damaged chunk of a variable the resume reads for its meta (the
+         * size names) is refused there, as "VAR: NetCDF: HDF error" */
+        _exit(!o && one_line(err, q) && (strstr(err, "does not read") || strstr(err, "HDF error"))
+              ? 2 : 4);
     }
     int status = 0;
     waitpid(pid, &status, 0);
