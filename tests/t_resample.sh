@@ -79,7 +79,9 @@ echo "ok   stopped at 14 and resumed == uninterrupted"
 "$RS" merge "$WORK/res/dataset.nc" -o "$WORK/merged.nc" > /dev/null
 same "$WORK/res/dataset.nc" "$WORK/merged.nc" 0 40 resampled redied redied_life \
     || fail "merge lost the resampling variables"
-"$PY" "$ROOT/analysis/interventions.py" resample "$WORK/res/dataset.nc" | grep -q "layer 0: resampled" \
-    || fail "analysis/interventions.py resample printed nothing"
+"$PY" "$ROOT/analysis/interventions.py" resample "$WORK/res/dataset.nc" > "$WORK/an.txt" \
+    || fail "analysis/interventions.py resample failed"
+grep -q "t2 seed 0 layer 0: resampled [1-9]" "$WORK/an.txt" \
+    || fail "analysis/interventions.py resample: $(cat "$WORK/an.txt")"
 echo "ok   merge keeps them; the analysis reads them"
 echo "t_resample: all passed"
