@@ -165,6 +165,10 @@ def attribution(data, skip=0):
     """Per run: the attribution numbers (a list of dicts)."""
     out = []
     for i, j, size, seed in data.runs():
+        if "resampled" in data.ds.variables and np.nansum(data.series("resampled", i, j)) > 0:
+            out.append(dict(size=size, seed=seed, skipped="resample_dead re-initialized units "
+                            "(their last_fire restarts): attribute deaths on runs without it"))
+            continue
         g = data.group(i, j)
         if g is None:
             continue
@@ -218,6 +222,25 @@ def attribution(data, skip=0):
                                outlier=out_g[s].tolist(), jump=jd.tolist()))
         out.append(rec)
     return out
+
+
+def pooled(rows):
+    """Per size, over its runs: deaths at (global, local) outlier steps against
+    the expected count sum(deaths_run * base_rate_run), and the fraction."""
+    out = {}
+    for r in rows:
+        if "skipped" in r or not r["deaths"]:
+            continue
+        p = out.setdefault(r["size"], dict(size=r["size"], runs=0, deaths=0, at_outlier=0,
+                                           expected=0.0, at_local=0, expected_local=0.0))
+        n = r["deaths"]
+        p["runs"] += 1
+        p["deaths"] += n
+        p["at_outlier"] += int(round(r["death_frac_outlier"] * n))
+        p["expected"] += n * r["base_rate_outlier"]
+        p["at_local"] += int(round(r["death_frac_outlier_local"] * n))
+        p["expected_local"] += n * r["base_rate_outlier_local"]
+    return list(out.values())
 
 
 # ------------------------------------------------------------------ forks
@@ -356,6 +379,9 @@ def print_attribution(rows):
     print("== outlier attribution (deaths found in the snapshots; eligible = steps a death can "
           "have its last firing at)")
     for r in rows:
+        if "skipped" in r:
+            print(f"{r['size']} seed {r['seed']}: skipped: {r['skipped']}")
+            continue
         print(f"{r['size']} seed {r['seed']}: {r['deaths']} deaths, {r['eligible_steps']} eligible "
               f"steps (skip {r['skip']}, dead_window {r['window']})")
         print(f"  at outlier steps (grad_norm > p99 = {fmt(r['p99_grad_norm'])}): "
@@ -376,6 +402,11 @@ def print_attribution(rows):
         per = ", ".join(f"L{p['layer']} {p['deaths']} ({fmt(p['frac_outlier'])})"
                         for p in r["per_layer"])
         print(f"  per layer: deaths (fraction at outlier steps): {per}")
+    for p in pooled(rows):
+        print(f"{p['size']}, {p['runs']} runs pooled: {p['at_outlier']} of {p['deaths']} deaths at "
+              f"outlier steps ({fmt(p['at_outlier'] / p['deaths'])}) vs {fmt(p['expected'])} "
+              f"expected by the base rates ({fmt(p['expected'] / p['deaths'])}); local rule "
+              f"{p['at_local']} vs {fmt(p['expected_local'])}")
 
 
 def print_forks(rows):
@@ -413,6 +444,7 @@ def main(argv=None):
     data = Dataset(a.dataset)
     if a.what in ("attribution", "all"):
         result["attribution"] = attribution(data, a.skip)
+        result["attribution_pooled"] = pooled(result["attribution"])
     if a.what in ("resample", "all"):
         result["resample"] = resampling(data)
     if a.what == "forks":
