@@ -175,7 +175,8 @@ def versus_lr(data, outdir):
             ax2.plot(lr["step"], lr, color="C0", linewidth=1.2, label="learning rate")
             ax2.set_ylabel("learning rate", color="C0")
     return save(fig, outdir, name, title,
-                f"Units turning off, placed at the step of their last firing (turned_off at step "
+                f"Units turning off (firing counted on {batch_text(data.ds, 'train')}), placed at "
+                f"the step of their last firing (turned_off at step "
                 f"s counts units that last fired at s - dead_window = s - {W}; never-fired units at "
                 f"step 0), summed over layers, mean over seeds, in bins of {width} steps (bars); "
                 f"red: those still off at the run's last snapshot (permanent); the line is the "
