@@ -10,7 +10,8 @@
 #      job; task 0 gets SIGUSR1 once it trains (requeue + resume inside an
 #      array): the merged dataset holds every size, seed and step once, and the report exists if analysis/report.py does; then
 #      RS_RESUME_DIR naming another task's folder is refused, and the sweep
-#      folder resumes the right task;
+#      folder resumes the right task; the analysis job with a Python without
+#      xarray merges and then says so in one line (exit 69);
 #  (b) a 2-rank single run (jobs/run.sbatch, submitted with a login-node
 #      OPENBLAS_CORETYPE that the job must not force) sent SIGUSR1 mid-run with
 #      `scancel --signal=USR1 --batch`: it checkpoints, exits 75, requeues
@@ -244,6 +245,16 @@ rc=0; resume_task 2 "$sweep" > "$WORK/resume.out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] && grep -q 'job=99999 resumed-by' "$sweep/task_2/.slurm_job" \
     || fail "RS_RESUME_DIR=<sweep folder> for task 2: exit $rc, or not resumed in task_2: $(cat "$WORK/resume.out")"
 echo "RS_RESUME_DIR: another task's folder refused, the sweep folder resumes task_2"
+# the analysis job with a Python that lacks the report's modules: the merge is
+# done, then one line says what is missing (exit 69), not a traceback
+printf '#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n' > "$WORK/bare-python"; chmod +x "$WORK/bare-python"
+rm -f "$sweep/dataset.nc"
+rc=0; PY=$WORK/bare-python RELUSCOPE_ROOT=$ROOT bash "$ROOT/jobs/analyze.sbatch" "$sweep" 6 \
+    > "$WORK/analyze.out" 2> "$WORK/analyze.err" || rc=$?
+[ "$rc" -eq 69 ] && [ -f "$sweep/dataset.nc" ] && [ "$(wc -l < "$WORK/analyze.err")" -eq 1 ] \
+    && grep -q "cannot import numpy xarray netCDF4 matplotlib, which the report needs" "$WORK/analyze.err" \
+    || fail "analysis without xarray: exit $rc, want 69 with one line and the merged dataset: $(cat "$WORK/analyze.err")"
+echo "analysis job without xarray: merged, then one line (exit 69)"
 echo "(a) ok in $((SECONDS - t0))s"
 fi
 
