@@ -27,7 +27,7 @@ run_one() {
 }
 only=${TESTS:-}
 QUICK_SKIP_C='^(test_ncout_kill)$'                                 # 20 s of kill -9 rounds
-QUICK_SCRIPTS='^(t_config_cli|t_eval|t_prepare|t_train|t_mpi|t_shellcheck)$'
+QUICK_SCRIPTS='^(t_config_cli|t_deps|t_eval|t_prepare|t_train|t_mpi|t_shellcheck)$'
 quick=${QUICK:-0}
 # tests that have a slow part skip it under RS_TEST_QUICK (test_data: its 4 GiB shard)
 if [ "$quick" = 1 ]; then export RS_TEST_QUICK=1; fi

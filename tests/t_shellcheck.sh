@@ -11,7 +11,7 @@ if ! command -v shellcheck >/dev/null 2>&1; then
     exit 1
 fi
 files=()
-for f in jobs/* scripts/*.sh tests/t_slurm.sh tests/t_shellcheck.sh tests/slurm/*.sh; do
+for f in jobs/* scripts/*.sh tests/t_slurm.sh tests/t_deps.sh tests/t_shellcheck.sh tests/slurm/*.sh; do
     [ -f "$f" ] || continue
     case $f in *.sh|*.sbatch) files+=("$f") ;; esac
 done
