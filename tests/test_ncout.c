@@ -420,8 +420,9 @@ static void test_merge_full_disk(void) {
 
 /* One flipped byte at `off` of a copy q of p, then, in a child (HDF5 may
  * crash on a damaged file, and keeps it in tables it crashes on at exit):
- * 3 = does not open, 0 = every variable reads, 2 = a resume refuses it
- * with one line naming a variable, 4 = a resume accepts or says otherwise;
+ * 3 = does not open, 0 = every variable reads, 2 = a resume's readability
+ * check refuses it naming the variable, 1 = reading the meta already fails
+ * (one line), 4 = a resume accepts or says otherwise;
  * a signal number + 100 when HDF5 crashed. */
 static int flip_and_resume(const char *p, const char *q, long off, const Sample *s) {
     char cmd[1200], err[1024];
@@ -441,9 +442,10 @@ static int flip_and_resume(const char *p, const char *q, long off, const Sample 
         if (readable) _exit(0);
         Ncout *o = ncout_open(q, &s->m, 0, err, sizeof err);
         /* a damaged chunk of a variable the resume reads for its meta (the
-         * size names) is refused there, as "VAR: NetCDF: HDF error" */
-        _exit(!o && one_line(err, q) && (strstr(err, "does not read") || strstr(err, "HDF error"))
-              ? 2 : 4);
+         * size names) is refused there, as "VAR: NetCDF: HDF error" (1);
+         * any other by the readability check (2) */
+        _exit(!o && one_line(err, q) && strstr(err, "does not read") ? 2
+              : !o && one_line(err, q) && strstr(err, "HDF error") ? 1 : 4);
     }
     int status = 0;
     waitpid(pid, &status, 0);
@@ -468,8 +470,8 @@ static void test_resume_damaged(void) {
         else other++;
     }
     printf("resume of a file with one flipped byte: %d do not open, %d read whole, %d refused "
-           "naming the variable, %d accepted, %d crashed inside HDF5\n", tally[3], tally[0],
-           tally[2], tally[4], crashed);
+           "reading the meta, %d refused by the readability check, %d accepted, %d crashed "
+           "inside HDF5\n", tally[3], tally[0], tally[1], tally[2], tally[4], crashed);
     CHECK(tally[2] == 1 && tally[4] == 0 && other == 0,
           "a resume refuses a file whose chunk does not read, with one line naming it");
 }
