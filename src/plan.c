@@ -29,7 +29,8 @@ static void plan_usage(FILE *fp) {
         "  run ID size=NAME seed=SEED name=NAME_seedSEED\n"
         "  group G first_rank=R ranks=K runs=ID,ID,...\n"
         "  fingerprint HEX               config_fingerprint of the sweep\n"
-        "Exit status: 0 fine, 1 a bad config, layout or corpus (one line on stderr), 2 usage.\n");
+        "Exit status: 0 fine, 64 a bad config (one line on stderr), 1 a bad layout or\n"
+        "corpus (one line), 2 usage.\n");
 }
 
 typedef struct {
@@ -175,13 +176,14 @@ int cmd_plan(int argc, char **argv) {
     int rc = !strcmp(a.config, "-") ? load_stdin(&c, &a, err, sizeof err)
                                     : config_load(&c, a.config, a.n_overrides, a.overrides,
                                                   err, sizeof err);
+    int bad_config = rc != 0;
     if (rc == 0) rc = sweep_plan(&p, &c, a.ranks, err, sizeof err);
     if (rc == 0 && a.check) rc = sweep_check_corpus(&c, NULL, err, sizeof err);
     int bad_intervention = rc == 0 && a.check && intervene_check(&c, err, sizeof err) != 0;
     free(a.overrides);
     if (rc != 0 || bad_intervention) {
         fprintf(stderr, "reluscope: error: %s\n", err);
-        return bad_intervention ? EXIT_USAGE : 1;   /* as train */
+        return bad_config || bad_intervention ? EXIT_USAGE : 1;   /* as train */
     }
     if (a.json) print_json(&c, &p, stdout);
     else print_lines(&c, &p, stdout);

@@ -97,8 +97,13 @@ int cmd_train(int argc, char **argv) {
     signal(SIGTERM, on_stop_signal);
     int rank = comm_world_rank();
     Config c;
-    config_build(&c, argv[1], argc - 2, argv + 2);
     char err[RS_PATH_MAX + 1024];
+    /* a bad config or override (docs/config.md, "Errors"): one line, exit 64,
+     * the same verdict on every rank, before any output */
+    if (config_load(&c, argv[1], argc - 2, argv + 2, err, sizeof err) != 0) {
+        if (rank == 0) fprintf(stderr, "reluscope: error: %s\n", err);
+        return EXIT_USAGE;
+    }
     if (intervene_check(&c, err, sizeof err) != 0) {   /* same verdict on every rank */
         if (rank == 0) fprintf(stderr, "reluscope: error: %s\n", err);
         return EXIT_USAGE;

@@ -39,6 +39,7 @@ expect_rejected() {
     local rc=0
     "$RS" train "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || rc=$?
     [ "$rc" -ne 0 ] || fail "$name: exit status 0"
+    LAST_RC=$rc
     [ "$(wc -l < "$WORK/$name.err")" -eq 1 ] \
         || fail "$name: stderr is not one line:"$'\n'"$(cat "$WORK/$name.err")"
     for w in "${wants[@]}"; do
@@ -51,6 +52,7 @@ expect_rejected() {
 C=$WORK/c.conf
 write_config "$C" "foo = 1"
 expect_rejected unknown_key "c.conf:8:" "unknown key 'foo'" -- "$C"
+[ "$LAST_RC" -eq 64 ] || fail "a config error exits $LAST_RC, not 64"
 
 write_config "$C" "lr = -1"
 expect_rejected bad_value "c.conf:8:" "key 'lr'" "'-1'" -- "$C"
@@ -108,6 +110,7 @@ expect_rejected too_few_windows "train_" -- "$C" batch_size=4096
 # the accepted values, in a file and on the command line
 write_config "$C" "size.r = L=2 d=32 h=2 F=64 T=32 V=64 pos=alibi"
 expect_rejected variant_value "c.conf:8:" "key 'size.r'" "pos=alibi" "learned, none, rope" -- "$C"
+[ "$LAST_RC" -eq 64 ] || fail "pos=alibi exits $LAST_RC, not 64"
 write_config "$C"
 expect_rejected variant_override "command line" "key 'size.t2'" "act=gelu" "relu, relu2" \
     -- "$C" "size.t2=L=2 d=32 h=2 F=64 T=32 V=64 act=gelu"
@@ -194,11 +197,11 @@ plan_bad check_tokens_over_v 1 "is >= the vocabulary size 50" "$C" --check \
     "size.t2=L=2 d=32 h=2 F=64 T=32 V=50"
 plan_bad check_few_windows 1 "a batch needs B=4096" "$C" --check batch_size=4096
 # errors: the same lines and codes as train
-plan_bad bad_key 1 "unknown key 'nope'" "$C" nope=1
-plan_bad bad_range 1 "backwards" "$C" seeds=4-2
+plan_bad bad_key 64 "unknown key 'nope'" "$C" nope=1
+plan_bad bad_range 64 "backwards" "$C" seeds=4-2
 plan_bad bad_layout 1 "batch_size" "$C" --ranks 3 sizes=t2 seeds=0 batch_size=16
-plan_bad missing 1 "cannot open" "$WORK/none.conf"
-plan_bad stdin_junk 1 '\x1B' - < "$WORK/junk.conf"
+plan_bad missing 64 "cannot open" "$WORK/none.conf"
+plan_bad stdin_junk 64 '\x1B' - < "$WORK/junk.conf"
 plan_bad no_args 2 "usage: reluscope plan" 
 plan_bad bad_ranks 2 "--ranks" "$C" --ranks 0
 plan_bad bad_option 2 "unknown option '--jsn'" "$C" --jsn
