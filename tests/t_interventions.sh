@@ -156,8 +156,8 @@ rc=0; "$RS" plan "$C" --check fork_from="$WORK/none.bin" > "$WORK/plan.out" 2> "
     || fail "plan --check with a missing fork_from: exit $rc, $(cat "$WORK/plan.err")"
 echo "ok   plan --check refuses it too (exit 64)"
 rc=0; "$RS" train "$C" resample_dead=-1 out_dir="$WORK/bad_neg" 2> "$WORK/neg.err" > /dev/null || rc=$?
-[ "$rc" -ne 0 ] && [ ! -e "$WORK/bad_neg" ] && grep -q "resample_dead" "$WORK/neg.err" \
-    || fail "resample_dead = -1 accepted (exit $rc)"
+[ "$rc" -eq 64 ] && [ ! -e "$WORK/bad_neg" ] && grep -q "resample_dead" "$WORK/neg.err" \
+    || fail "resample_dead = -1: exit $rc (expected 64), $(cat "$WORK/neg.err")"
 echo "ok   resample_dead = -1: exit $rc, $(cat "$WORK/neg.err")"
 
 # ---- 3. attribution: a planted death at an injected outlier step ----------
