@@ -715,6 +715,11 @@ static int validate_cross(const Config *c, char *err, size_t errlen) {
         if (c->eval_every > 0 && c->eval_tokens % s->T != 0)
             return fail_msg(err, errlen, "key 'eval_tokens': %ld is not a multiple of T = %d of "
                         "size '%s' (or set eval_every = 0)", c->eval_tokens, s->T, s->name);
+        /* the held-out set is counted in int sequences (eval.c): refuse, never truncate */
+        if (c->eval_every > 0 && c->eval_tokens / s->T > (1L << 30))
+            return fail_msg(err, errlen, "key 'eval_tokens': %ld is %ld sequences of T = %d "
+                        "(size '%s'); at most 2^30 fit one evaluation", c->eval_tokens,
+                        c->eval_tokens / s->T, s->T, s->name);
         if (c->debug_kill_step >= 0 && s->no_mlp_bias)   /* it plants death through b_in */
             return fail_msg(err, errlen, "key 'debug_kill_step': size '%s' has no MLP bias "
                         "(mlp_bias=0) to plant a death in", s->name);

@@ -1,6 +1,7 @@
 /* eval.c — held-out evaluation (training time) and the `eval` command. */
 #include "eval.h"
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include "checkpoint.h"
 #include "selectivity.h"
@@ -132,7 +133,9 @@ static void eval_usage(FILE *fp) {
         "Cuts SHARD into consecutive windows of T+1 tokens (stride T, so every token\n"
         "after the first is predicted once) and prints the mean loss and, per layer,\n"
         "token_use mean, seq_use mean and batch_use over those tokens (SPEC §3).\n"
-        "  --json   one JSON object: {\"loss\", \"tokens\", \"layers\": [...]}\n"
+        "  --json   one JSON object: {\"loss\", \"finite\", \"tokens\", \"layers\": [...]};\n"
+        "           a value that is not finite prints as null, \"finite\" is false and\n"
+        "           the exit code is 1 (JSON has no nan)\n"
         "  --selectivity  also, per layer, how many distinct input token ids each unit\n"
         "           fires for, as a share of the ids present (quantiles over the units\n"
         "           that fire), and the shares of specialist (<= 1%% of the ids) and\n"
@@ -159,6 +162,21 @@ static void print_selectivity(const Selectivity *sel, int json) {
     }
 }
 
+/* A JSON number, or null where the value is not finite (JSON has no nan or
+ * inf): the object then says "finite": false and the command exits 1. */
+static void json_num(const char *key, double v, const char *sep) {
+    if (isfinite(v)) printf("%s\"%s\": %.17g", sep, key, v);
+    else printf("%s\"%s\": null", sep, key);
+}
+
+static int record_finite(const EvalRecord *rec) {
+    int ok = isfinite(rec->loss);
+    for (int l = 0; l < rec->L; l++)
+        ok = ok && isfinite(rec->layers[l].token_use_mean) &&
+             isfinite(rec->layers[l].seq_use_mean) && isfinite(rec->layers[l].batch_use);
+    return ok;
+}
+
 static void print_eval(const EvalRecord *rec, int json, const Selectivity *sel) {
     if (!json) {
         printf("loss %.6f over %lld tokens\n", rec->loss, (long long)rec->tokens);
@@ -169,11 +187,17 @@ static void print_eval(const EvalRecord *rec, int json, const Selectivity *sel) 
         if (sel) print_selectivity(sel, 0);
         return;
     }
-    printf("{\"loss\": %.17g, \"tokens\": %lld, \"layers\": [", rec->loss, (long long)rec->tokens);
-    for (int l = 0; l < rec->L; l++)
-        printf("%s{\"token_use_mean\": %.17g, \"seq_use_mean\": %.17g, \"batch_use\": %.17g}",
-               l ? ", " : "", rec->layers[l].token_use_mean, rec->layers[l].seq_use_mean,
-               rec->layers[l].batch_use);
+    printf("{");
+    json_num("loss", rec->loss, "");
+    printf(", \"finite\": %s, \"tokens\": %lld, \"layers\": [",
+           record_finite(rec) ? "true" : "false", (long long)rec->tokens);
+    for (int l = 0; l < rec->L; l++) {
+        printf("%s{", l ? ", " : "");
+        json_num("token_use_mean", rec->layers[l].token_use_mean, "");
+        json_num("seq_use_mean", rec->layers[l].seq_use_mean, ", ");
+        json_num("batch_use", rec->layers[l].batch_use, ", ");
+        printf("}");
+    }
     printf("]");
     if (sel) {
         printf(", \"selectivity\": [");
@@ -242,10 +266,17 @@ int cmd_eval(int argc, char **argv) {
     if (want_sel) build_selectivity(&sel, m.cfg.L, m.cfg.F, m.cfg.V);
     evaluate_tokens(&m, &comm, all + (size_t)first * (T + 1), counts[comm.rank], counts, n, &rec,
                     NULL, want_sel ? &sel : NULL);
-    if (comm.rank == 0) print_eval(&rec, json, want_sel ? &sel : NULL);
+    int finite = record_finite(&rec);
+    if (comm.rank == 0) {
+        print_eval(&rec, json, want_sel ? &sel : NULL);
+        fflush(stdout);
+        if (!finite)
+            fprintf(stderr, "reluscope: error: %s: the loss or a metric is not finite on %s "
+                    "(loss %g): the weights overflow\n", ckpt, shard, rec.loss);
+    }
     if (want_sel) free_selectivity(&sel);
     free(all); free(counts);
     free_model(&m);
     comm_free(&comm);
-    return 0;
+    return finite ? 0 : 1;
 }

@@ -1,4 +1,5 @@
 /* main.c — bin/reluscope: dispatch to the subcommands of cli.h. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include "blas.h"
@@ -46,6 +47,9 @@ int main(int argc, char **argv) {
         if (better) printf("%s\n", better);
         return 0;
     }
+    /* a file-size limit (ulimit -f) gives EFBIG from write(), reported with the
+     * file's name and its temporary removed, instead of a silent SIGXFSZ kill */
+    signal(SIGXFSZ, SIG_IGN);
     if (!strcmp(argv[1], "prepare")) return cmd_prepare(argc - 1, argv + 1);
     if (!strcmp(argv[1], "merge")) return cmd_merge(argc - 1, argv + 1);
     if (!strcmp(argv[1], "plan")) return cmd_plan(argc - 1, argv + 1);
@@ -58,6 +62,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "reluscope: error: unknown command '%s' (see reluscope --help)\n", argv[1]);
         return 2;
     }
+    /* before MPI_Init, which takes a while: an early SIGUSR1/SIGTERM must not kill us */
+    if (cmd == cmd_train) train_install_signals();
     comm_init(&argc, &argv);
     int rc = cmd(argc - 1, argv + 1);
     comm_finalize();

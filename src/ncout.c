@@ -44,14 +44,22 @@ static int set_paths(Ncout *o, const char *path, char *err, size_t errlen) {
 
 static int take_lock(Ncout *o, char *err, size_t errlen) {
     for (int attempt = 0; attempt < 8; attempt++) {
-        int fd = open(o->lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        /* O_NOFOLLOW: a lock that is a symlink must not get its target truncated */
+        int fd = open(o->lpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) {
             snprintf(err, errlen, "%s: cannot create files next to it (%s: %s)", o->path,
                      o->lpath, strerror(errno));
             return -1;
         }
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            if (errno != EWOULDBLOCK) { o->lock_fd = fd; return 0; }  /* no flock here: go on */
+            if (errno != EWOULDBLOCK) {   /* no flock here (ENOLCK, EOPNOTSUPP, ...): go on, loudly */
+                warn_msg("%s: cannot lock %s (%s): this file system has no working flock, so "
+                         "nothing stops a second job writing the same dataset at once; make "
+                         "sure only one job uses this out_dir (docs/reliability.md)", o->path,
+                         o->lpath, strerror(errno));
+                o->lock_fd = fd;
+                return 0;
+            }
             char pid[32] = "";
             ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
             pid[n > 0 ? n : 0] = '\0';

@@ -95,6 +95,12 @@ int sweep_plan(SweepPlan *p, const Config *c, int W, char *err, size_t errlen) {
                      "batch_size (%d)", k, W, c->batch_size);
             return -1;
         }
+        if (W / k > p->n_runs) {   /* a group with no run would idle (docs/parallel.md) */
+            snprintf(err, errlen, "ranks_per_run = %d: %d ranks make %d groups for %d run(s), "
+                     "so %d rank(s) would be idle; use %d ranks", k, W,
+                     W / k, p->n_runs, W - p->n_runs * k, p->n_runs * k);
+            return -1;
+        }
         if (W / k > MAX_RUNS) {
             snprintf(err, errlen, "%d ranks in groups of %d: at most %d groups", W, k, MAX_RUNS);
             return -1;

@@ -32,6 +32,11 @@ static void on_stop_signal(int sig) {
     g_stop_requested = 1;
 }
 
+void train_install_signals(void) {
+    signal(SIGUSR1, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+}
+
 static void report_stop(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -92,9 +97,7 @@ int cmd_train(int argc, char **argv) {
         train_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    /* first thing: a preemption signal during startup must not kill the rank */
-    signal(SIGUSR1, on_stop_signal);
-    signal(SIGTERM, on_stop_signal);
+    train_install_signals();   /* main() did it before MPI_Init; again for direct callers */
     int rank = comm_world_rank();
     Config c;
     char err[RS_PATH_MAX + 1024];

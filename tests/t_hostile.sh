@@ -26,6 +26,7 @@ for how in rewrite truncate; do
     rm -rf "$WORK/d" "$WORK/o"; cp -r "$WORK/data" "$WORK/d"
     write_tiny_config "$WORK/c.conf" "$WORK/d" "$WORK/o" "steps = 1000000" "log_every = 1" \
         "checkpoint_every = 0" "eval_every = 0" "snapshot_every = 0"
+    rm -f "$WORK/out.log"   # the wait below must not see the previous run's log
     set +e
     timeout 60 "$RS" train "$WORK/c.conf" > "$WORK/out.log" 2> "$WORK/err.log" & pid=$!
     for _ in $(seq 200); do grep -q "step 3/" "$WORK/out.log" 2>/dev/null && break; sleep 0.1; done
@@ -63,3 +64,57 @@ one_error "$WORK/text.fifo: is a FIFO, not a regular file"
 # --- a directory as the tokenizer file: said so (was "empty file")
 run "$RS" prepare --decode "$WORK/data/val_*.bin" --tokenizer-file "$WORK/data"
 one_error "$WORK/data: is a directory, not a regular file"
+
+# --- a stop signal during start-up (MPI_Init) stops cleanly instead of killing
+write_tiny_config "$WORK/s.conf" "$WORK/data" "$WORK/os"
+set +e
+"$RS" train "$WORK/s.conf" > "$WORK/out.log" 2> "$WORK/err.log" & pid=$!
+sleep 0.1; kill -USR1 $pid; wait $pid; rc=$?
+set -e
+[ "$rc" -eq 75 ] || { cat "$WORK/err.log"; fail "SIGUSR1 at start-up: exit $rc, want 75"; }
+echo "ok: SIGUSR1 0.1 s after start: exit 75"
+
+# --- a file-size limit: one line naming the file (EFBIG), no temporaries left
+"$PY" -c "
+import random; random.seed(3); w = ['alpha', 'beta', 'gamma', 'delta', 'eps', '42', '!']
+open('$WORK/big.txt', 'w').write(' '.join(random.choice(w) for _ in range(400000)) + '\n')"
+set +e
+(ulimit -f 200; timeout 60 "$RS" prepare --out "$WORK/pf" --tokenizer byte "$WORK/big.txt") \
+    > "$WORK/out.log" 2> "$WORK/err.log"; rc=$?
+set -e
+one_error "File too large"
+[ -z "$(find "$WORK" -name '*.tmp*' -print -quit)" ] || fail "temporaries left: $(find "$WORK" -name '*.tmp*')"
+
+# --- eval --json of weights that overflow: valid JSON (null, "finite": false), exit 1
+"$PY" - "$CK/ckpt_00000004.bin" "$WORK/huge.bin" <<'PY'
+import struct, sys, zlib
+b = bytearray(open(sys.argv[1], "rb").read())
+C = struct.unpack_from("<Q", b, 152)[0]
+hl = struct.unpack_from("<I", b, 12)[0]   # header length
+params = (hl + C + 7) // 8 * 8 + 64 * struct.unpack_from("<I", b, 132)[0]
+V, d = struct.unpack_from("<i", b, 36)[0], struct.unpack_from("<i", b, 20)[0]
+struct.pack_into("<%df" % (V * d), b, params, *([3e38] * (V * d)))   # wte
+struct.pack_into("<I", b, len(b) - 4, zlib.crc32(bytes(b[:-4])))
+open(sys.argv[2], "wb").write(b)
+PY
+run "$RS" eval --checkpoint "$WORK/huge.bin" --tokens "$WORK/data/val_000000.bin" --json
+one_error "not finite"
+"$PY" -c "
+import json, sys; e = json.loads(open('$WORK/out.log').read(), parse_constant=lambda c: sys.exit('bare ' + c))
+assert e['finite'] is False and e['loss'] is None, e" || fail "eval --json of a non-finite loss"
+echo "ok: eval --json prints null and \"finite\": false"
+
+# --- dataset.nc.lock a symlink: refused, its target untouched
+mkdir -p "$WORK/ol"; echo keep > "$WORK/victim"; ln -s "$WORK/victim" "$WORK/ol/dataset.nc.lock"
+run "$RS" train "$WORK/s.conf" out_dir="$WORK/ol"
+one_error "dataset.nc.lock: Too many levels of symbolic links"
+[ "$(cat "$WORK/victim")" = keep ] || fail "the lock's symlink target was overwritten"
+
+# --- rank groups that would idle are refused (docs/parallel.md)
+set +e
+timeout 120 mpirun --oversubscribe -np 4 "$RS" train "$WORK/s.conf" out_dir="$WORK/oi" \
+    ranks_per_run=2 > "$WORK/out.log" 2> "$WORK/err.log"; rc=$?
+set -e
+[ "$rc" -ne 0 ] && grep -q "2 rank(s) would be idle" "$WORK/err.log" \
+    || { cat "$WORK/err.log"; fail "idle rank group accepted (exit $rc)"; }
+echo "ok: $(grep 'would be idle' "$WORK/err.log" | head -1)"

@@ -442,6 +442,8 @@ static void test_validate_rejections(void) {
     reject_validate("eval_tokens", g, 4, NULL);
     const char *h[] = {"out_dir", ""};
     reject_validate("out_dir", h, 2, NULL);
+    const char *i1[] = {"eval_tokens", "137438953472"};   /* 2^31 sequences of T = 64 */
+    reject_validate("eval_tokens", i1, 2, "at most 2^30");
     /* eval off: eval_tokens need not fit T */
     Config c;
     char err[512];

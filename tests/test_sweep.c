@@ -72,6 +72,12 @@ int main(void) {
     CHECK(sweep_plan(&p, &c, 4, err, sizeof err) == 0, "ranks_per_run 2 on 4: %s", err);
     check_plan(&p, &c, 4, "rpr 2 on 4 ranks");
     CHECK(p.n_groups == 2 && p.start[1] == 2 && p.start[2] == 4, "2 groups x 2 runs");
+    /* ranks_per_run leaving a group without a run (4 ranks, 2 per run, 1 run) */
+    Config one = make_config(1, 1, 16);
+    one.ranks_per_run = 2;
+    CHECK(sweep_plan(&p, &one, 4, err, sizeof err) != 0 && strstr(err, "2 rank(s) would be idle"),
+          "an idle group accepted: %s", err);
+    CHECK(sweep_plan(&p, &one, 2, err, sizeof err) == 0, "ranks_per_run 2 on 2 ranks: %s", err);
     /* runs dealt longest-first to the least-loaded group: with sizes small,
      * big and 2 seeds on 2 single ranks, each rank gets one big and one small
      * run, the big one first */
