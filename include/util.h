@@ -44,6 +44,12 @@ int  fsync_dir_of(const char *path);
 struct stat;
 int open_regular(const char *path, struct stat *st, char *why, size_t n);
 
+/* Under an address-space limit (ulimit -v, RLIMIT_AS), is there room for
+ * `planned` more bytes beyond what is mapped now? OpenBLAS spins forever
+ * when its buffers cannot be mapped, so a job that would hit the limit is
+ * refused at start instead. 0, or -1 with the numbers in why. */
+int address_space_check(double planned, char *why, size_t n);
+
 /* Create a directory and its parents (like mkdir -p). 0 ok, -1 errno set. */
 int mkdir_p(const char *path);
 

@@ -241,6 +241,14 @@ int cmd_eval(int argc, char **argv) {
     Comm comm;
     comm_split(&comm, 0, comm_world_rank());
     if (want_sel && comm.size > 1) die("eval: --selectivity runs in one process (no mpirun)");
+    ModelSize ms;
+    char why[512];
+    if (checkpoint_peek(ckpt, &ms, NULL, NULL, why, sizeof why) != 0) die("%s", why);
+    /* ulimit -v too small: OpenBLAS would spin in its allocator (train.c does the same) */
+    double N = 8.0 * ms.T, floats = 4.0 * (double)param_total(&ms) +
+                                    N * (ms.L * (10.0 * ms.d + 3.0 * ms.F) + 3.0 * ms.d + ms.V);
+    if (address_space_check(4 * floats + 160.0 * 1024 * 1024, why, sizeof why) != 0)
+        die("eval: %s", why);
     Model m;
     eval_load_model(ckpt, &m, 8);
     int T = m.cfg.T;

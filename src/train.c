@@ -12,6 +12,7 @@
 #include "config.h"
 #include "data.h"
 #include "intervene.h"
+#include "model.h"
 #include "run.h"
 #include "sink.h"
 #include "sweep.h"
@@ -92,6 +93,38 @@ static int check_corpus(const Config *c, int rank, CorpusPrints *cp) {
     return -1;
 }
 
+/* Bytes one rank of group g plans to allocate for its largest run: params,
+ * gradients and both moments, the activations of its slice of the batch,
+ * its rows of the held-out activations, and a margin for OpenBLAS's buffers
+ * and MPI. An estimate on the high side of the model's own buffers. */
+static double planned_bytes(const Config *c, const SweepPlan *plan, int g) {
+    int n;
+    const int *runs = sweep_group_runs(plan, g, &n);
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        int si, ki;
+        run_size_seed(c, runs[i], &si, &ki);
+        const ModelSize *s = &c->sizes[si];
+        double N = (double)c->batch_size / plan->group_size[g] * s->T;
+        double floats = 4.0 * (double)param_total(s) +
+                        N * (s->L * (10.0 * s->d + 3.0 * s->F) + 3.0 * s->d + s->V) +
+                        (c->eval_every > 0 ? (double)c->eval_tokens / plan->group_size[g] *
+                                                 s->L * s->F : 0);
+        worst = floats * 4 > worst ? floats * 4 : worst;
+    }
+    return worst + 160.0 * 1024 * 1024;
+}
+
+/* ulimit -v too small makes OpenBLAS spin forever in its allocator: refuse
+ * at start with the numbers instead. Rank 0 reports. */
+static int check_memory(const Config *c, const SweepPlan *plan, int rank) {
+    char why[512];
+    int bad = address_space_check(planned_bytes(c, plan, sweep_group_of_rank(plan, rank)), why,
+                                  sizeof why) != 0;
+    if (bad && rank == 0) fprintf(stderr, "reluscope: error: %s\n", why);
+    return comm_world_any(bad) ? -1 : 0;
+}
+
 int cmd_train(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         train_usage(argc < 2 ? stderr : stdout);
@@ -115,6 +148,7 @@ int cmd_train(int argc, char **argv) {
     if (plan_or_report(&plan, &c, rank) != 0) return 1;
     CorpusPrints prints;
     if (check_corpus(&c, rank, &prints) != 0) return 1;
+    if (check_memory(&c, &plan, rank) != 0) return 1;
     if (rank == 0) {
         if (mkdir_p(c.out_dir) != 0)
             die("%s: cannot create the output folder: %s", c.out_dir, strerror(errno));

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,6 +137,23 @@ int open_regular(const char *path, struct stat *st, char *why, size_t n) {
     int flags = fcntl(fd, F_GETFL);
     if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     return fd;
+}
+
+int address_space_check(double planned, char *why, size_t n) {
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_AS, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 0;
+    double mapped = 0;   /* what is mapped now: libraries, MPI, OpenBLAS */
+    FILE *fp = fopen("/proc/self/statm", "r");
+    unsigned long pages;
+    if (fp && fscanf(fp, "%lu", &pages) == 1) mapped = (double)pages * (double)sysconf(_SC_PAGESIZE);
+    if (fp) fclose(fp);
+    double limit = (double)lim.rlim_cur, mb = 1024.0 * 1024.0;
+    if (mapped + planned <= limit) return 0;
+    return fail_msg(why, n, "the address-space limit (ulimit -v) is %.0f MB, but %.0f MB are "
+                    "mapped already and this job plans %.0f MB more (model, optimizer, "
+                    "activations, BLAS buffers): raise it to at least %.0f MB (ulimit -v %.0f) "
+                    "or train smaller sizes", limit / mb, mapped / mb, planned / mb,
+                    (mapped + planned) / mb, (mapped + planned) / 1024.0);
 }
 
 int mkdir_p(const char *path) {
