@@ -123,12 +123,12 @@ echo "ok: $(grep 'would be idle' "$WORK/err.log" | head -1)"
 # spin forever in its allocator). One OpenBLAS thread: with more, OpenBLAS
 # already spins in its constructor, before main() (docs/reliability.md).
 set +e
-(ulimit -v 300000; OPENBLAS_NUM_THREADS=1 timeout -s KILL 30 "$RS" train "$WORK/s.conf" \
+(ulimit -v 240000; OPENBLAS_NUM_THREADS=1 timeout -s KILL 30 "$RS" train "$WORK/s.conf" \
     out_dir="$WORK/ov") > "$WORK/out.log" 2> "$WORK/err.log"; rc=$?
 set -e
-one_error "the address-space limit (ulimit -v) is 293 MB"
+one_error "the address-space limit (ulimit -v) is 234 MB"
 set +e
-(ulimit -v 300000; OPENBLAS_NUM_THREADS=1 timeout -s KILL 30 "$RS" eval --checkpoint \
+(ulimit -v 240000; OPENBLAS_NUM_THREADS=1 timeout -s KILL 30 "$RS" eval --checkpoint \
     "$CK/ckpt_00000004.bin" --tokens "$WORK/data/val_000000.bin") > "$WORK/out.log" 2> "$WORK/err.log"; rc=$?
 set -e
 one_error "eval: the address-space limit (ulimit -v)"
