@@ -56,6 +56,8 @@ int mkdir_p(const char *path);
 uint32_t crc32_update(uint32_t crc, const void *data, size_t len); /* zlib crc32 */
 
 double now_seconds(void);               /* monotonic clock */
+/* A whole decimal integer (no trailing text, no overflow): 0 ok, -1 not one. */
+int parse_i64(const char *s, int64_t *v);
 
 /* Write all bytes; fail on short write. 0 ok, -1 error. */
 int write_all(FILE *fp, const void *buf, size_t len);

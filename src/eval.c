@@ -129,11 +129,15 @@ void run_heldout_eval(Heldout *h, Model *m, Comm *comm, int run, int64_t step) {
 
 static void eval_usage(FILE *fp) {
     fprintf(fp,
-        "usage: reluscope eval --checkpoint FILE --tokens SHARD [--json] [--selectivity]\n"
+        "usage: reluscope eval --checkpoint FILE --tokens SHARD [--max-tokens N] [--json]\n"
+        "                      [--selectivity]\n"
         "Cuts SHARD into consecutive windows of T+1 tokens (stride T, so every token\n"
         "after the first is predicted once) and prints the mean loss and, per layer,\n"
         "token_use mean, seq_use mean and batch_use over those tokens (SPEC §3).\n"
-        "  --json   one JSON object: {\"loss\", \"finite\", \"tokens\", \"layers\": [...]};\n"
+        "  --max-tokens N  only the first N/T windows (N a multiple of T): with\n"
+        "           N = eval_tokens these are exactly training's held-out batch\n"
+        "  --json   one JSON object: {\"loss\", \"finite\", \"tokens\", \"vocab\",\n"
+        "           \"layers\": [...]};\n"
         "           a value that is not finite prints as null, \"finite\" is false and\n"
         "           the exit code is 1 (JSON has no nan)\n"
         "  --selectivity  also, per layer, how many distinct input token ids each unit\n"
@@ -177,7 +181,7 @@ static int record_finite(const EvalRecord *rec) {
     return ok;
 }
 
-static void print_eval(const EvalRecord *rec, int json, const Selectivity *sel) {
+static void print_eval(const EvalRecord *rec, int vocab, int json, const Selectivity *sel) {
     if (!json) {
         printf("loss %.6f over %lld tokens\n", rec->loss, (long long)rec->tokens);
         printf("layer  token_use_mean  seq_use_mean  batch_use\n");
@@ -189,8 +193,8 @@ static void print_eval(const EvalRecord *rec, int json, const Selectivity *sel) 
     }
     printf("{");
     json_num("loss", rec->loss, "");
-    printf(", \"finite\": %s, \"tokens\": %lld, \"layers\": [",
-           record_finite(rec) ? "true" : "false", (long long)rec->tokens);
+    printf(", \"finite\": %s, \"tokens\": %lld, \"vocab\": %d, \"layers\": [",
+           record_finite(rec) ? "true" : "false", (long long)rec->tokens, vocab);
     for (int l = 0; l < rec->L; l++) {
         printf("%s{", l ? ", " : "");
         json_num("token_use_mean", rec->layers[l].token_use_mean, "");
@@ -229,12 +233,17 @@ void eval_load_model(const char *path, Model *m, int B) {
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *shard = NULL;
     int json = 0, want_sel = 0;
+    int64_t max_tokens = 0;   /* 0: every window of the shard */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { eval_usage(stdout); return 0; }
         else if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--selectivity")) want_sel = 1;
         else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) shard = argv[++i];
+        else if (!strcmp(argv[i], "--max-tokens") && i + 1 < argc) {
+            if (parse_i64(argv[++i], &max_tokens) != 0 || max_tokens < 1)
+                die("eval: --max-tokens '%s': not a positive integer", argv[i]);
+        }
         else die("eval: unknown or incomplete argument '%s' (see reluscope eval --help)", argv[i]);
     }
     if (!ckpt || !shard) die("eval: --checkpoint FILE and --tokens SHARD are required");
@@ -258,6 +267,14 @@ int cmd_eval(int argc, char **argv) {
     int64_t n64 = tokenset_windows(&ts, T);
     if (n64 < 1) die("%s: fewer than T+1 = %d tokens", shard, T + 1);
     if (n64 > (1 << 30)) die("%s: too many windows for one evaluation", shard);
+    if (max_tokens > 0) {
+        if (max_tokens % T != 0)
+            die("eval: --max-tokens %lld is not a multiple of T = %d", (long long)max_tokens, T);
+        if (max_tokens / T > n64)
+            die("eval: --max-tokens %lld: %s holds only %lld windows of T+1 = %d tokens",
+                (long long)max_tokens, shard, (long long)n64, T + 1);
+        n64 = max_tokens / T;
+    }
     int n = (int)n64;
     uint16_t *all = xmalloc((size_t)n * (T + 1) * sizeof *all);
     if (heldout_fill(&ts, T, n, all, err, sizeof err) != 0) die("%s", err);
@@ -276,7 +293,7 @@ int cmd_eval(int argc, char **argv) {
                     NULL, want_sel ? &sel : NULL);
     int finite = record_finite(&rec);
     if (comm.rank == 0) {
-        print_eval(&rec, json, want_sel ? &sel : NULL);
+        print_eval(&rec, m.cfg.V, json, want_sel ? &sel : NULL);
         fflush(stdout);
         if (!finite)
             fprintf(stderr, "reluscope: error: %s: the loss or a metric is not finite on %s "

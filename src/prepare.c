@@ -78,15 +78,6 @@ static void errorf(const char *fmt, ...) {
 
 /* -------------------------------------------------------------- options */
 
-static int parse_i64(const char *s, int64_t *v) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end) return -1;
-    *v = x;
-    return 0;
-}
-
 /* Value of an option given as "--name VALUE" or "--name=VALUE". */
 static const char *opt_value(int argc, char **argv, int *i, const char *name) {
     size_t n = strlen(name);

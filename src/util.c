@@ -280,3 +280,12 @@ double cur_f64(Cursor *c) {
     if (p) memcpy(&v, p, 8);
     return v;
 }
+
+int parse_i64(const char *s, int64_t *v) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno || end == s || *end) return -1;
+    *v = x;
+    return 0;
+}

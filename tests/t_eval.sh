@@ -30,13 +30,21 @@ with netCDF4.Dataset(sys.argv[2]) as ds:
     want = {"loss": float(ds["eval_loss"][0, 0, i])}
     layers = [{k: float(ds["eval_" + k][0, 0, i, l]) for k in ("token_use_mean", "seq_use_mean", "batch_use")}
               for l in range(len(e["layers"]))]
-assert e["tokens"] == 16 * 32, e["tokens"]
+assert e["tokens"] == 16 * 32 and e["vocab"] == 64, (e["tokens"], e.get("vocab"))
 assert e["loss"] == want["loss"], (e["loss"], want["loss"])
 for l, (got, exp) in enumerate(zip(e["layers"], layers)):
     for k in exp:
         assert got[k] == exp[k], (l, k, got[k], exp[k])
 print("eval --json equals the training-time evaluation at step 10:", e["loss"])
 PY
+# --max-tokens 512 on the whole validation shard = its first 16 windows = the
+# held-out shard above; a count that is not a multiple of T is refused
+"$RS" eval --checkpoint "$ck" --tokens "$WORK/data/val_000000.bin" --max-tokens 512 --json \
+    > "$WORK/eval_max.json" || fail "eval --max-tokens failed"
+cmp -s "$WORK/eval.json" "$WORK/eval_max.json" || fail "eval --max-tokens 512 differs from the 16-window shard"
+"$RS" eval --checkpoint "$ck" --tokens "$WORK/data/val_000000.bin" --max-tokens 500 \
+    > /dev/null 2> "$WORK/max.err" && fail "--max-tokens 500 (not a multiple of T) accepted"
+grep -q "not a multiple of T = 32" "$WORK/max.err" || fail "--max-tokens 500: $(cat "$WORK/max.err")"
 # --selectivity: the usage numbers are unchanged, and every layer's shares are
 # consistent with its batch use (units_firing / F = batch_use on the same tokens)
 "$RS" eval --checkpoint "$ck" --tokens "$WORK/heldout/val_000000.bin" --json --selectivity \
