@@ -64,6 +64,27 @@ for l, (u, sel) in enumerate(zip(s["layers"], s["selectivity"])):
     assert 0 < sel["ids_present"] <= 16 * 32
 print("eval --selectivity consistent with batch_use")
 PY
+# analysis.layer0 (the layer-0 probe of docs/study.md): its rows at n = 512 are
+# eval's numbers on the same windows; batch use never falls as n grows
+(cd "$ROOT" && "$PY" -m analysis.layer0 --bin "$RS" --tokens "$WORK/data/val_000000.bin" \
+    --sizes 64,256,512 --at 512 --out "$WORK/l0" "tiny=$ck" > /dev/null) || fail "analysis.layer0 failed"
+"$PY" - "$WORK/sel.json" "$WORK/l0/layer0.csv" "$WORK/l0/layer0.md" <<'PY'
+import csv, json, sys
+s = json.load(open(sys.argv[1]))
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert len(rows) == 3 * len(s["layers"]), len(rows)
+for r in rows:
+    if int(r["tokens"]) == 512:
+        l = int(r["layer"])
+        assert float(r["batch_use"]) == s["layers"][l]["batch_use"], (r, s["layers"][l])
+        assert int(r["ids_present"]) == s["selectivity"][l]["ids_present"]
+        assert abs(float(r["coverage"]) - int(r["ids_present"]) / 64) < 1e-12
+for l in range(len(s["layers"])):
+    b = [float(r["batch_use"]) for r in rows if int(r["layer"]) == l]
+    assert b == sorted(b), (l, b)
+assert open(sys.argv[3]).read().count("| tiny |") == len(s["layers"])
+print("analysis.layer0 agrees with eval")
+PY
 # eval on a damaged input: a shard with tokens >= V
 printf 'garbage' > "$WORK/bad.bin"
 if "$RS" eval --checkpoint "$ck" --tokens "$WORK/bad.bin" 2> "$WORK/err"; then fail "bad shard accepted"; fi
