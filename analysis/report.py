@@ -3,9 +3,12 @@
 usage: /usr/bin/python3 -m analysis.report DATASET -o DIR   (from the checkout)
 
 Writes DIR/index.html, the figures as DIR/*.png (and *.pdf) and the tables
-as DIR/table1.csv, DIR/table1_heldout.csv, DIR/table2.csv and
-DIR/table3_deaths.csv. docs/analysis.md describes every figure and table and
-the definitions behind them.
+as DIR/table1.csv, DIR/table1_heldout.csv, DIR/table2.csv,
+DIR/table3_deaths.csv and, where the intervention tests apply
+(docs/interventions.md), DIR/table4_attribution.csv (with
+table4_attribution_events.csv), DIR/table5_forks.csv and
+DIR/table6_resampling.csv. docs/analysis.md describes every figure and table
+and the definitions behind them.
 """
 import argparse
 import os
@@ -13,7 +16,8 @@ import sys
 import time
 import traceback
 
-from . import deaths, figures, figures_deaths, figures_eval, htmlpage, tables, views
+from . import (deaths, figures, figures_deaths, figures_eval, htmlpage, report_interventions,
+               tables, views)
 from .load import open_data
 
 
@@ -21,7 +25,13 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="python3 -m analysis.report", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", help="a reluscope NetCDF dataset (e.g. runs/demo/dataset.nc)")
     p.add_argument("-o", "--out", required=True, help="output folder (created if missing)")
-    return p.parse_args(argv)
+    p.add_argument("--fork-checkpoint", metavar="FILE",
+                   help="for a fork dataset: the checkpoint the forks started from (their exact "
+                        "alive-at-fork sets, docs/interventions.md)")
+    args = p.parse_args(argv)
+    if args.fork_checkpoint and not os.path.isfile(args.fork_checkpoint):
+        p.error(f"--fork-checkpoint: {args.fork_checkpoint}: no such file")
+    return args
 
 
 def usage_sections(data, out):
@@ -109,7 +119,9 @@ def main(argv):
     t0 = time.time()
     notes = list(data.notes)
     sections = build(usage_sections(data, args.out) + table_sections(data, args.out) +
-                     death_sections(data, args.out, notes) + other_sections(data, args.out), notes)
+                     death_sections(data, args.out, notes) +
+                     report_interventions.sections(data, args.out, args.fork_checkpoint) +
+                     other_sections(data, args.out), notes)
     title = f"reluscope report: {os.path.basename(args.dataset)}"
     with open(os.path.join(args.out, "index.html"), "w", encoding="utf-8") as f:
         f.write(htmlpage.page(title, views.summary(data), notes, sections))
