@@ -149,11 +149,15 @@ def _attribution_reading(rows, done, n_runs):
     tail = f" (left out: {', '.join(left)})" if left else ""
     if not n:
         return f"Reading: no deaths in the {len(done)} attributed run(s){tail}."
-    verdict = "more deaths at outlier steps than chance in" if sig or sig_l else \
-        "no run has more deaths at outlier steps than chance; runs tested:"
-    return (f"Reading: {at} of {n} deaths ({at / n:.0%}) lie at outlier steps, where the base "
-            f"rates predict {exp:.1f}; {verdict} {sig} of {with_deaths} run(s) with deaths by "
-            f"the global rule and {sig_l} by the local rule (P < {ALPHA}){tail}.")
+    head = (f"Reading: {at} of {n} deaths ({at / n:.1%}) lie at outlier steps, where the base "
+            f"rates predict {exp:.1f}; ")
+    if sig or sig_l:
+        return head + (f"deaths are at outlier steps more often than chance (P < {ALPHA}) in "
+                       f"{sig} of {with_deaths} run(s) with deaths by the global rule and "
+                       f"{sig_l} by the local rule{tail}.")
+    return head + (f"in none of the {with_deaths} run(s) with deaths are they at outlier steps "
+                   f"more often than chance (P < {ALPHA}, either rule)"
+                   f"{': outlier steps do not explain these deaths' if at <= exp else ''}{tail}.")
 
 
 # ------------------------------------------------------------------ forks
@@ -197,10 +201,11 @@ def _fork_reading(rows):
     same = [r for r in dead if r["jaccard"] > r["jaccard_chance"] and r["p_value_max"] < ALPHA]
     names = ", ".join(f"{r['size']} L{r['layer']}" for r in same)
     return (f"Reading: of {len(rows)} layer(s), {len(rows) - len(dead)} had no deaths after the "
-            f"fork; in {len(same)} of {len(dead)} with deaths the same units die whatever the "
-            f"batch order (Jaccard above chance, every pair P < {ALPHA}: dynamics)"
-            f"{': ' + names if names else ''}; in the others the overlap is what chance gives "
-            f"(or too few deaths to tell).")
+            f"fork; of the {len(dead)} with deaths, {len(same)} show the same units dying whatever "
+            f"the batch order (Jaccard above chance, P < {ALPHA} for every pair of forks: "
+            f"dynamics){': ' + names if names else ''} and {len(dead) - len(same)} do not (the "
+            f"overlap is within chance for some pair: the batches decide, or too few deaths to "
+            f"tell).")
 
 
 # ------------------------------------------------------------------ resampling

@@ -71,7 +71,7 @@ same_rows "$WORK/rep_plant/table4_attribution.csv" "$WORK/plant.json" attributio
     death_frac_outlier_local p_value_outlier_local death_frac_jump_below_p1 \
     || fail "Table 4 differs from interventions.py attribution"
 section "$WORK/rep_plant/index.html" > "$WORK/plant.txt"
-for want in "Table 4: deaths at outlier steps" "Reading: 4 of 4 deaths (100%) lie at outlier steps" \
+for want in "Table 4: deaths at outlier steps" "Reading: 4 of 4 deaths (100.0%) lie at outlier steps" \
         "Fork overlap: not a fork dataset" "Resampling: no unit was resampled"; do
     grep -qF "$want" "$WORK/plant.txt" || fail "planted run: the section does not say '$want'"
 done
