@@ -26,6 +26,14 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 /* out[N][OC] = inp[N][IC] · w[IC][OC] (+ bias[OC] unless bias is NULL) */
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias,
                     int N, int IC, int OC);
+/* The model's forward products: inp holds B whole sequences of T rows, and
+ * each sequence is one sgemm, so that a row's bits depend on its sequence
+ * alone, never on how the batch is split over ranks (layers.c says why).
+ * matmul_forward_seq_t multiplies by wtᵀ, wt[OC][IC] (the tied logits). */
+void matmul_forward_seq(float *out, const float *inp, const float *w, const float *bias,
+                        int B, int T, int IC, int OC);
+void matmul_forward_seq_t(float *out, const float *inp, const float *wt, int B, int T,
+                          int IC, int OC);
 /* dinp = dout · wᵀ (overwritten; skipped if dinp NULL); dw += inpᵀ · dout;
  * dbias += Σ rows */
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,

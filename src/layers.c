@@ -96,6 +96,28 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
     }
 }
 
+/* Why one sgemm per sequence: a BLAS may compute the last (M mod unroll)
+ * rows of a call with another micro-kernel and another rounding (OpenBLAS
+ * 0.3.21's Haswell sgemm does, for the last 4-8 rows of M), so in one call
+ * over a rank's rows a row's bits would depend on where the rank's slice
+ * ends. Per sequence, every replica computes a sequence exactly alike, and
+ * the step-0 metrics are the same for any rank count (SPEC §4, t_mpi). It
+ * costs nothing measurable: at the study geometry (T = 64, 128 sequences)
+ * 128 calls took 0.8-1.04x the time of one (single thread, Haswell and
+ * SkylakeX kernels, 2026-12-01). */
+void matmul_forward_seq(float *out, const float *inp, const float *w, const float *bias,
+                        int B, int T, int IC, int OC) {
+    for (int b = 0; b < B; b++)
+        matmul_forward(out + (size_t)b * T * OC, inp + (size_t)b * T * IC, w, bias, T, IC, OC);
+}
+
+void matmul_forward_seq_t(float *out, const float *inp, const float *wt, int B, int T,
+                          int IC, int OC) {
+    for (int b = 0; b < B; b++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, IC, 1.0f,
+                    inp + (size_t)b * T * IC, IC, wt, IC, 0.0f, out + (size_t)b * T * OC, OC);
+}
+
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                      const float *inp, const float *w, int N, int IC, int OC) {
     if (dinp)   /* overwritten (beta = 0): no zeroing pass over [N][IC] first */

@@ -222,15 +222,16 @@ static void block_forward(Model *m, int l, const float *residual, int nb,
 
     layernorm_forward(ln1, a->ln1_mean + l * Nn, a->ln1_rstd + l * Nn, residual,
                       p->ln1w + l * d, p->ln1b + l * d, N, d);
-    matmul_forward(qkv, ln1, p->qkvw + (size_t)l * d * 3 * d, p->qkvb + l * 3 * d, N, d, 3 * d);
+    matmul_forward_seq(qkv, ln1, p->qkvw + (size_t)l * d * 3 * d, p->qkvb + l * 3 * d, nb, T,
+                       d, 3 * d);
     if (c->pos == POS_ROPE) rope_forward(qkv, m->rope_cos, m->rope_sin, nb, T, d, c->h);
     attention_forward(atty, att_lse, qkv, attention_scratch(m), nb, T, d, c->h);
-    matmul_forward(tmp, atty, p->attprojw + (size_t)l * d * d,
-                   p->attprojb + l * d, N, d, d);
+    matmul_forward_seq(tmp, atty, p->attprojw + (size_t)l * d * d, p->attprojb + l * d, nb, T,
+                       d, d);
     residual_forward(res2, residual, tmp, (size_t)N * d);
     layernorm_forward(ln2, a->ln2_mean + l * Nn, a->ln2_rstd + l * Nn, res2,
                       p->ln2w + l * d, p->ln2b + l * d, N, d);
-    matmul_forward(pre, ln2, p->fcw + (size_t)l * d * F, NULL, N, d, F);
+    matmul_forward_seq(pre, ln2, p->fcw + (size_t)l * d * F, NULL, nb, T, d, F);
     /* bias + activation + sparsity counting (ReLU: one fused sweep, in place,
      * which also builds the sparse MLP path's per-token lists of active units) */
     const float *b_in = p->fcb ? p->fcb + (size_t)l * F : m->zero_bias;
@@ -240,7 +241,7 @@ static void block_forward(Model *m, int l, const float *residual, int nb,
     if (sparse_layer(m, l, N))
         mlp_sparse_forward(m->mlp, l, tmp, p->fcprojw + (size_t)l * F * d, b_out, N, d);
     else
-        matmul_forward(tmp, fch, p->fcprojw + (size_t)l * F * d, b_out, N, F, d);
+        matmul_forward_seq(tmp, fch, p->fcprojw + (size_t)l * F * d, b_out, nb, T, F, d);
     residual_forward(res3, res2, tmp, (size_t)N * d);
 }
 
@@ -267,10 +268,9 @@ double model_forward(Model *m, const uint16_t *tokens, int nb,
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (L - 1) * ND,
                       m->params.lnfw, m->params.lnfb, N, d);
     if (c->untied)   /* logits[N][V] = lnf · lmhead */
-        matmul_forward(a->logits, a->lnf, m->params.lmhead, NULL, N, d, c->V);
+        matmul_forward_seq(a->logits, a->lnf, m->params.lmhead, NULL, nb, T, d, c->V);
     else             /* logits[N][V] = lnf · wteᵀ (tied embedding) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, c->V, d, 1.0f, a->lnf, d,
-                    m->params.wte, d, 0.0f, a->logits, c->V);
+        matmul_forward_seq_t(a->logits, a->lnf, m->params.wte, nb, T, d, c->V);
     crossentropy_forward(a->logits, a->losses, tokens + 1, T + 1, nb, T, c->V);
     double sum = 0.0;
     for (int n = 0; n < N; n++) sum += a->losses[n];
