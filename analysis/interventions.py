@@ -144,7 +144,14 @@ def binom_tail(k, n, p):
         return 1.0
     if p <= 0:
         return 0.0
-    return float(sum(math.comb(n, x) * p ** x * (1 - p) ** (n - x) for x in range(k, n + 1)))
+    if p >= 1:
+        return 1.0
+    # in logs: with thousands of deaths, comb(n, x) * p**x overflows a float
+    lp, lq, ln = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    logs = [ln - math.lgamma(x + 1) - math.lgamma(n - x + 1) + x * lp + (n - x) * lq
+            for x in range(k, n + 1)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
 
 
 def jumps(steps, last, premax, window, k, l, u, s):

@@ -83,6 +83,13 @@ for kk in range(0, 13):
     direct = sum(math.comb(n, x) * p ** x * (1 - p) ** (n - x) for x in range(kk, n + 1))
     check(abs(iv.binom_tail(kk, n, p) - direct) < 1e-12, f"binom_tail k={kk}")
 check(iv.binom_tail(1, 10, 0.0) == 0.0 and iv.binom_tail(0, 10, 0.3) == 1.0, "binom edges")
+# thousands of deaths (a study run): an exact rational sum, no float overflow
+from fractions import Fraction
+for kk, n, q in ((12, 2000, Fraction(1, 250)), (30, 2000, Fraction(1, 100)),
+                 (1500, 2000, Fraction(1, 100))):
+    exact = sum(math.comb(n, x) * q ** x * (1 - q) ** (n - x) for x in range(kk, n + 1))
+    got = iv.binom_tail(kk, n, float(q))
+    check(abs(got - float(exact)) <= 1e-9 * max(float(exact), 1e-300), f"binom_tail n={n} k={kk}")
 
 # --- local ratio --------------------------------------------------------------
 x = rng.random(40) + 0.5
