@@ -7,9 +7,10 @@
       jump, against the same statistics on every eligible step (the expected
       value of a random step); the fraction of deaths at outlier steps next to
       the base rate.
-  interventions.py forks FORK_DATASET [--checkpoint FILE] [--json]
-      Per layer: the Jaccard overlap between forks (the runs of the dataset,
-      one per data seed) of the sets of units alive at the fork and off at the
+  interventions.py forks FORK_DATASET [FORK_DATASET ...] [--checkpoint FILE] [--json]
+      Per layer: the Jaccard overlap between forks (the runs of the datasets,
+      one per data seed: forks of one checkpoint, in one dataset or run as
+      separate jobs) of the sets of units alive at the fork and off at the
       end, against the overlap expected by chance at the same death counts.
   interventions.py resample DATASET [--json]
       Per layer: units resampled, resampled units that died again, and how
@@ -316,12 +317,27 @@ def fork_sets(data, i, ckpt=None):
     return sets
 
 
-def fork_overlap(data, ckpt_path=None):
-    """Per size and layer: mean Jaccard over fork pairs against chance."""
+def pooled_fork_sets(datas, size, ckpt):
+    """fork_sets of one size over several datasets of forks of the same checkpoint (forks
+    run as separate jobs); a fork with data in two of them is refused."""
+    sets, where = {}, {}
+    for d in datas:
+        if size not in d.sizes:
+            continue
+        for seed, v in fork_sets(d, d.sizes.index(size), ckpt).items():
+            if seed in sets:
+                raise ValueError(f"{d.path} and {where[seed]}: both hold fork {seed} of size {size}")
+            sets[seed], where[seed] = v, d.path
+    return sets
+
+
+def fork_overlap(data, ckpt_path=None, others=()):
+    """Per size and layer: mean Jaccard over fork pairs against chance. The forks are the
+    runs of `data` and of the datasets in `others` (forks of the same checkpoint)."""
     ckpt = checkpoint_last_fire(ckpt_path) if ckpt_path else None
     out = []
-    for i, size in enumerate(data.sizes):
-        sets = fork_sets(data, i, ckpt)
+    for size in data.sizes:
+        sets = pooled_fork_sets([data, *others], size, ckpt)
         seeds = sorted(sets)
         if len(seeds) < 2:
             continue
@@ -440,7 +456,8 @@ def print_resampling(rows):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("what", choices=("attribution", "forks", "resample", "all"))
-    p.add_argument("dataset")
+    p.add_argument("dataset", nargs="+", help="datasets (for `forks`: forks of one checkpoint, "
+                   "e.g. run as separate jobs; the others: each analysed in turn)")
     p.add_argument("--forks", nargs="*", default=[], help="fork datasets (for `all`)")
     p.add_argument("--checkpoint", help="the fork's checkpoint (exact alive-at-fork sets)")
     p.add_argument("--skip", type=int, default=0, help="ignore deaths with last firing before")
@@ -448,14 +465,18 @@ def main(argv=None):
     a = p.parse_args(argv)
     warnings.simplefilter("ignore", RuntimeWarning)   # NaN means "no data" here
     result = {}
-    data = Dataset(a.dataset)
+    datas = [Dataset(path) for path in a.dataset]
     if a.what in ("attribution", "all"):
-        result["attribution"] = attribution(data, a.skip)
+        result["attribution"] = [row for d in datas for row in attribution(d, a.skip)]
         result["attribution_pooled"] = pooled(result["attribution"])
     if a.what in ("resample", "all"):
-        result["resample"] = resampling(data)
+        result["resample"] = [row for d in datas for row in resampling(d)]
     if a.what == "forks":
-        result["forks"] = fork_overlap(data, a.checkpoint)
+        try:
+            result["forks"] = fork_overlap(datas[0], a.checkpoint, datas[1:])
+        except ValueError as e:
+            print(f"interventions.py: error: {e}", file=sys.stderr)
+            return 1
     for f in a.forks:
         result.setdefault("forks", []).extend(fork_overlap(Dataset(f), a.checkpoint))
     if a.json:

@@ -122,6 +122,17 @@ for r in rows:
     assert r["alive_from"] == "checkpoint" and 0 < r["alive_at_fork"] <= 64, r
 EOF
 echo "ok   fork overlap analysis reads the fork sweep"
+# the same forks run as two jobs (forksA: 0,5; forksB: 6), analysed without a merge,
+# give the same table; a fork held by two of the datasets is refused
+iv forks "$WORK/forksA/dataset.nc" "$WORK/forksB/dataset.nc" --checkpoint "$WORK/fork20.bin" \
+    --json > "$WORK/forks_ab.json" || fail "forks over two datasets"
+"$PY" -c 'import json, sys; a, b = (json.load(open(f))["forks"] for f in sys.argv[1:]); assert a == b, (a, b)' \
+    "$WORK/forks.json" "$WORK/forks_ab.json" || fail "forks over two datasets differ from one dataset"
+if iv forks "$WORK/forks/dataset.nc" "$WORK/forksB/dataset.nc" > /dev/null 2> "$WORK/dup.err"; then
+    fail "a fork in two datasets was accepted"
+fi
+grep -q "both hold fork 6" "$WORK/dup.err" || fail "duplicate fork: $(cat "$WORK/dup.err")"
+echo "ok   forks run as separate jobs analyse like one sweep"
 
 # ---- 2. bad input: one line, exit 64, no output ---------------------------
 expect_64() {
