@@ -71,9 +71,13 @@ def rows_of(label, n, e):
 
 
 def plot(rows, labels, path):
-    fig, axes = plt.subplots(1, len(labels), figsize=(3.6 * len(labels), 3.2), sharey=True,
+    cols = min(3, len(labels))
+    nrows = (len(labels) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 3.0 * nrows), sharey=True,
                              squeeze=False)
-    for ax, label in zip(axes[0], labels):
+    for ax in axes.flat[len(labels):]:
+        ax.axis("off")
+    for ax, label in zip(axes.flat, labels):
         mine = [r for r in rows if r["label"] == label]
         layers = sorted({r["layer"] for r in mine})
         cmap = plt.get_cmap("viridis")
@@ -87,8 +91,9 @@ def plot(rows, labels, path):
         ax.set_ylim(0, 1.02)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("tokens in the batch")
-    axes[0][0].set_ylabel("batch use")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    for row in axes:
+        row[0].set_ylabel("batch use")
+    axes.flat[len(labels) - 1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
