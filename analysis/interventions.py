@@ -48,21 +48,16 @@ import zlib
 import numpy as np
 import xarray as xr
 
+try:
+    from .load import parse_config   # as analysis.interventions (the report)
+except ImportError:                  # as a script: analysis/ is sys.path[0]
+    from load import parse_config
+
 PCT = 99.0      # outlier threshold percentile
 LOCAL = 50      # half-width of the local median window (steps)
 
 
 # ------------------------------------------------------------------ reading
-
-def parse_config(text):
-    conf = {}
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            k, v = line.split("=", 1)
-            conf[k.strip()] = v.strip().strip('"')
-    return conf
-
 
 class Dataset:
     """The root series and the config of one dataset file."""
