@@ -43,10 +43,14 @@ typedef enum { MLP_DENSE = 0, MLP_SPARSE = 1, MLP_AUTO = 2 } MlpKernel;
  * kernel stores 16 lanes and advances by the number of active ones). */
 #define ACTIVE_LIST_SLACK 16
 
+/* The lists hold 16-bit units: the sparse path serves F <= this
+ * (config.c refuses mlp_kernel = sparse | auto above it). */
+#define MLP_SPARSE_MAX_F 65536
+
 /* One layer's active units, per token (row) n: unit[k], val[k] for
- * k in start[n] .. start[n+1]-1, units increasing. */
+ * k in start[n] .. start[n+1]-1, units increasing. 6 bytes an entry. */
 typedef struct ActiveList {
-    int32_t *unit;     /* [cap + ACTIVE_LIST_SLACK] */
+    uint16_t *unit;    /* [cap + ACTIVE_LIST_SLACK] */
     float *val;        /* [cap + ACTIVE_LIST_SLACK] H[n][unit] (> 0) */
     int64_t *start;    /* [max_rows + 1] */
     size_t cap;        /* entries allocated; grows, never beyond max_rows·F */
@@ -79,6 +83,13 @@ ActiveList *mlp_sparse_lists(MlpSparse *s, int l, int rows);
  * its backward has not consumed yet: the layer's projection and backward
  * take the sparse path. */
 int mlp_sparse_active(const MlpSparse *s, int l, int rows);
+/* After layer l's forward: if its lists are incomplete (auto gave up and
+ * the layer takes the dense path), its storage becomes the spare that the
+ * next layer without storage builds in (the larger of the two is kept, the
+ * other freed): auto holds lists for its sparse layers plus one spare. */
+void mlp_sparse_release(MlpSparse *s, int l);
+/* Bytes the lists hold now (every layer's and the spare's). */
+size_t mlp_sparse_bytes(const MlpSparse *s);
 /* Density of layer l in its last forward (entries / (rows·F)), or -1 if
  * its lists were not completed (auto gave up: above the crossover). */
 double mlp_sparse_density(const MlpSparse *s, int l);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "metrics.h"
 #include "mlp_sparse.h"
+#include "record.h"   /* MAX_LAYERS */
 
 /* Views of the parameter tensors (and of their gradients); a tensor the
  * size's variant does not have is NULL. */
@@ -82,7 +83,6 @@ typedef struct {
     float *ln2;       /* [L][N][d] */
     float *ln2_mean;  /* [L][N] */
     float *ln2_rstd;  /* [L][N] */
-    float *fch;       /* [L][N][F] post-activation values (ReLU: done in place) */
     float *residual3; /* [L][N][d] */
     float *lnf;       /* [N][d] */
     float *lnf_mean;  /* [N] */
@@ -93,7 +93,7 @@ typedef struct {
                        * needs_pre (include/activation.h); else empty */
 } Activations;
 
-#define NUM_ACT_TENSORS 19
+#define NUM_ACT_TENSORS 18
 
 typedef struct {
     ModelSize cfg;
@@ -112,6 +112,17 @@ typedef struct {
     float *rope_cos, *rope_sin;     /* [T][hs/2] rotary tables (pos=rope) */
     double mean_loss;      /* of the last forward with targets */
     MlpSparse *mlp;        /* sparse MLP state (mlp_sparse.h); NULL = dense */
+    /* The MLP's post-activation values H, [N][F] per layer (ReLU: in place
+     * over X·W1), in a pool of buffers (model.c): h[l] is layer l's after a
+     * forward, or NULL when the layer took the sparse path (its H is in the
+     * active lists; the backward does not read the dense one) and keep_h is
+     * 0. The pool keeps one spare buffer (the next layer's X·W1, the dense
+     * backward's dH) and frees the rest, so a sparse model holds one [N][F]
+     * buffer instead of L + 1. */
+    float *h[MAX_LAYERS];
+    float *h_free[MAX_LAYERS + 1];
+    int n_free, h_prev_held;
+    int keep_h;            /* 1: every layer keeps its H (readers of model_layer_h) */
 } Model;
 
 /* Allocate for cfg and batch B (sequences per replica); parameters zeroed. */
@@ -137,6 +148,10 @@ int model_param_decay(const Model *m, int k);
  * pre: snapshot pre-activation stats to update (or NULL). */
 double model_forward(Model *m, const uint16_t *tokens, int nb,
                      int64_t *usage, float *premax, double *presum);
+
+/* Layer l's H [nb·T][F] of the last forward: every layer's when keep_h is
+ * set; without it a layer that took the sparse MLP path has none (dies). */
+const float *model_layer_h(const Model *m, int l);
 
 /* Backward of the last forward. grad_scale = 1/(global tokens), so that
  * summing the replicas' gradients gives the gradient of the global mean

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "mlp_sparse.h"
 #include "record.h"
 #include "variant.h"
 
@@ -720,6 +721,10 @@ static int validate_cross(const Config *c, char *err, size_t errlen) {
             return fail_msg(err, errlen, "key 'eval_tokens': %ld is %ld sequences of T = %d "
                         "(size '%s'); at most 2^30 fit one evaluation", c->eval_tokens,
                         c->eval_tokens / s->T, s->T, s->name);
+        if (c->mlp_kernel != MLP_DENSE && s->F > MLP_SPARSE_MAX_F)
+            return fail_msg(err, errlen, "key 'mlp_kernel': the sparse MLP path serves F <= %d "
+                        "(16-bit units), size '%s' has F = %d (use mlp_kernel = dense)",
+                        MLP_SPARSE_MAX_F, s->name, s->F);
         if (c->debug_kill_step >= 0 && s->no_mlp_bias)   /* it plants death through b_in */
             return fail_msg(err, errlen, "key 'debug_kill_step': size '%s' has no MLP bias "
                         "(mlp_bias=0) to plant a death in", s->name);

@@ -51,12 +51,11 @@ void free_heldout(Heldout *h) {
 static void selectivity_add_chunk(Selectivity *sel, const Model *m, const uint16_t *windows,
                                   int nb) {
     int T = m->cfg.T;
-    size_t NF = (size_t)m->B * T * m->cfg.F;
     for (int b = 0; b < nb; b++) {
         const uint16_t *ids = windows + (size_t)b * (T + 1);
         selectivity_add_ids(sel, ids, (size_t)T);
         for (int l = 0; l < m->cfg.L; l++)
-            selectivity_add(sel, l, m->acts.fch + l * NF + (size_t)b * T * m->cfg.F, ids,
+            selectivity_add(sel, l, model_layer_h(m, l) + (size_t)b * T * m->cfg.F, ids,
                             (size_t)T);
     }
 }
@@ -65,20 +64,23 @@ void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
                      const int *counts, int n_seq_total, EvalRecord *rec, float *rows,
                      Selectivity *sel) {
     int L = m->cfg.L, F = m->cfg.F, T = m->cfg.T;
-    size_t layer_rows = (size_t)count * T, NF = (size_t)m->B * T * F;
+    size_t layer_rows = (size_t)count * T;
     size_t n_usage = (size_t)L * usage_stride(F);
     int64_t *usage = xcalloc(n_usage, sizeof *usage);
     double *loss_mine = xmalloc(((size_t)count + 1) * sizeof *loss_mine);
     double *loss_all = xmalloc(((size_t)n_seq_total + 1) * sizeof *loss_all);
+    int keep_h = m->keep_h;
+    m->keep_h = 1;   /* the spectra and the selectivity read every layer's H */
     for (int done = 0; done < count; done += m->B) {
         int nb = count - done < m->B ? count - done : m->B;
         model_forward(m, tokens + (size_t)done * (T + 1), nb, usage, NULL, NULL);
         for (int b = 0; b < nb; b++) loss_mine[done + b] = model_sequence_loss(m, b);
         for (int l = 0; rows && l < L; l++)   /* keep the activations for the spectra */
-            memcpy(rows + (l * layer_rows + (size_t)done * T) * F, m->acts.fch + l * NF,
+            memcpy(rows + (l * layer_rows + (size_t)done * T) * F, model_layer_h(m, l),
                    (size_t)nb * T * F * sizeof *rows);
         if (sel) selectivity_add_chunk(sel, m, tokens + (size_t)done * (T + 1), nb);
     }
+    m->keep_h = keep_h;
     comm_allreduce_sum_i64(comm, usage, n_usage);
     comm_allgatherv_f64(comm, loss_mine, count, loss_all, counts);
     double sum = 0.0;   /* in sequence order: the same bits for any rank count */

@@ -92,7 +92,7 @@ static int close_sequence(uint8_t *restrict ctr, int64_t *restrict fire_count, i
 KERNEL int relu_chunk_emit(float *act, const float *pre, const float *restrict bias, int f0,
                            __mmask16 lanes, uint8_t *restrict ctr, float *restrict premax,
                            double *restrict presum, const int count, const int stats,
-                           int32_t *restrict unit, float *restrict val) {
+                           uint16_t *restrict unit, float *restrict val) {
     __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, pre + f0),
                              _mm512_maskz_loadu_ps(lanes, bias + f0));
     __mmask16 on = _mm512_mask_cmp_ps_mask(lanes, x, _mm512_setzero_ps(), _CMP_GT_OQ);
@@ -118,7 +118,8 @@ KERNEL int relu_chunk_emit(float *act, const float *pre, const float *restrict b
     /* register-form compress + a plain store: the memory form of vcompress
      * is microcoded and slow on some CPUs (AMD Zen 4) */
     _mm512_storeu_ps(val, _mm512_maskz_compress_ps(on, a));
-    _mm512_storeu_si512(unit, _mm512_maskz_compress_epi32(on, idx));
+    _mm256_storeu_si256((__m256i *)(void *)unit,   /* 16-bit units (F <= 65536) */
+                        _mm512_cvtepi32_epi16(_mm512_maskz_compress_epi32(on, idx)));
     return __builtin_popcount((unsigned)on);
 }
 #endif
@@ -129,7 +130,7 @@ KERNEL int relu_chunk_emit(float *act, const float *pre, const float *restrict b
 KERNEL int relu_row_emit(float *act, const float *pre, const float *restrict bias, int F,
                          uint8_t *restrict ctr, float *restrict premax,
                          double *restrict presum, const int count, const int stats,
-                         int32_t *restrict unit, float *restrict val, int *emitted) {
+                         uint16_t *restrict unit, float *restrict val, int *emitted) {
     int k = 0;
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
     defined(__AVX512DQ__)
@@ -145,7 +146,7 @@ KERNEL int relu_row_emit(float *act, const float *pre, const float *restrict bia
 #else
     int active = relu_row(act, pre, bias, F, ctr, premax, presum, count, stats);
     for (int f = 0; f < F; f++) {   /* branch-free append, the row still in L1 */
-        unit[k] = f;
+        unit[k] = (uint16_t)f;
         val[k] = act[f];
         k += act[f] > 0.0f;
     }

@@ -15,6 +15,8 @@ struct MlpSparse {
     MlpKernel kind;
     int L, max_rows, F, d;
     ActiveList *lists;   /* [L] */
+    ActiveList spare;    /* auto: the storage of a layer that gave up (its unit,
+                          * val, cap), handed to the next layer without lists */
     float *w1t;          /* [F][d] W1ᵀ of the layer being differentiated */
     float *dw1t;         /* [F][d] its gradient, added into dW1 at the end */
     float *g;            /* [g_cap] dPre of each active entry, when d > 64 (else
@@ -64,8 +66,9 @@ int active_list_reserve_row(ActiveList *a, size_t used, int row) {
 
 MlpSparse *mlp_sparse_create(MlpKernel kind, int L, int max_rows, int F, int d) {
     if (kind == MLP_DENSE) return NULL;
-    if (L < 1 || max_rows < 1 || F < 1 || d < 1)
-        die("mlp_sparse_create: bad shape L=%d rows=%d F=%d d=%d", L, max_rows, F, d);
+    if (L < 1 || max_rows < 1 || F < 1 || d < 1 || F > MLP_SPARSE_MAX_F)
+        die("mlp_sparse_create: bad shape L=%d rows=%d F=%d d=%d (F <= %d)", L, max_rows, F, d,
+            MLP_SPARSE_MAX_F);
     MlpSparse *s = xcalloc(1, sizeof *s);
     s->kind = kind;
     s->L = L; s->max_rows = max_rows; s->F = F; s->d = d;
@@ -89,20 +92,53 @@ void mlp_sparse_free(MlpSparse *s) {
         free(s->lists[l].start);
     }
     free(s->lists);
+    free(s->spare.unit);
+    free(s->spare.val);
     free(s->w1t);
     free(s->dw1t);
     free(s->g);
     free(s);
 }
 
+/* Move the storage (unit, val, cap) of `from` into `to`, whose own is freed. */
+static void move_storage(ActiveList *to, ActiveList *from) {
+    free(to->unit);
+    free(to->val);
+    to->unit = from->unit; to->val = from->val; to->cap = from->cap;
+    from->unit = NULL; from->val = NULL; from->cap = 0;
+}
+
 ActiveList *mlp_sparse_lists(MlpSparse *s, int l, int rows) {
     if (!s) return NULL;
     ActiveList *a = &s->lists[l];
+    if (a->cap == 0 && s->spare.cap > 0) move_storage(a, &s->spare);
     size_t whole = (size_t)rows * s->F;
     a->limit = s->kind == MLP_AUTO ? (size_t)(MLP_SPARSE_CROSSOVER * (double)whole) : whole;
     a->early_rate = s->kind == MLP_AUTO ? AUTO_EARLY_FACTOR * MLP_SPARSE_CROSSOVER : 0.0;
     a->complete = 0;
     return a;
+}
+
+void mlp_sparse_release(MlpSparse *s, int l) {
+    if (!s || s->lists[l].complete) return;
+    ActiveList *a = &s->lists[l];
+    if (a->cap == 0) return;
+    if (a->cap > s->spare.cap) {   /* keep the larger of the two */
+        move_storage(&s->spare, a);
+    } else {
+        free(a->unit);
+        free(a->val);
+        a->unit = NULL; a->val = NULL; a->cap = 0;
+    }
+}
+
+size_t mlp_sparse_bytes(const MlpSparse *s) {
+    if (!s) return 0;
+    size_t entries = s->spare.cap + (s->spare.cap ? ACTIVE_LIST_SLACK : 0);
+    for (int l = 0; l < s->L; l++)
+        entries += s->lists[l].cap + (s->lists[l].cap ? ACTIVE_LIST_SLACK : 0);
+    return entries * (sizeof(uint16_t) + sizeof(float)) +
+           (size_t)s->L * ((size_t)s->max_rows + 1) * sizeof(int64_t);
 }
 
 int mlp_sparse_active(const MlpSparse *s, int l, int rows) {

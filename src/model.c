@@ -93,7 +93,7 @@ static size_t act_sizes(size_t *s, const ModelSize *c, int B) {
     size_t sizes[NUM_ACT_TENSORS] = {
         N * d, L * N * d, L * N, L * N, L * N * 3 * d, L * N * d,
         L * B * c->h * (size_t)c->T, L * N * d, L * N * d, L * N, L * N,
-        L * N * F, L * N * d, N * d, N, N, N * (size_t)c->V, N,
+        L * N * d, N * d, N, N, N * (size_t)c->V, N,
         activation_of(c->act)->needs_pre ? L * N * F : 0};
     size_t total = 0;
     for (int i = 0; i < NUM_ACT_TENSORS; i++) { s[i] = sizes[i]; total += sizes[i]; }
@@ -103,21 +103,76 @@ static size_t act_sizes(size_t *s, const ModelSize *c, int B) {
 static void point_acts(Activations *a, float *mem, const size_t *sizes) {
     float **views[NUM_ACT_TENSORS] = {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att_lse,
-        &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->residual3,
+        &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->residual3,
         &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->losses, &a->fcpre};
     for (int i = 0; i < NUM_ACT_TENSORS; i++) { *views[i] = mem; mem += sizes[i]; }
 }
 
 /* Scratch: dresidual[N][d] (the forward's projection outputs), dbuf[N][d],
- * dqkv[N][3d], dfch[N][F], then the attention's own scratch. */
+ * dqkv[N][3d], then the attention's own scratch. (The dense MLP backward's
+ * dH [N][F] is a buffer of the H pool.) */
 static size_t scratch_floats(const ModelSize *c, int B) {
     size_t N = (size_t)B * c->T, d = c->d;
-    return N * d * 2 + N * 3 * d + N * (size_t)c->F + attention_scratch_floats(c->T, c->d / c->h);
+    return N * d * 2 + N * 3 * d + attention_scratch_floats(c->T, c->d / c->h);
 }
 
 static float *attention_scratch(Model *m) {
     size_t N = (size_t)m->B * m->cfg.T, d = m->cfg.d;
-    return m->scratch + N * d * 2 + N * 3 * d + N * (size_t)m->cfg.F;
+    return m->scratch + N * d * 2 + N * 3 * d;
+}
+
+/* ---- the pool of [N][F] buffers: each layer's H, the dense backward's dH ---- */
+
+static float *h_take(Model *m) {
+    if (m->n_free > 0) return m->h_free[--m->n_free];
+    return xaligned_alloc((size_t)m->B * m->cfg.T * m->cfg.F * sizeof(float));
+}
+
+static int h_held(const Model *m) {
+    int held = 0;
+    for (int l = 0; l < m->cfg.L; l++) held += m->h[l] != NULL;
+    return held;
+}
+
+/* The budget: the buffers and the active lists together hold at most what
+ * the dense path holds, L + 1 buffers (each layer's H and the backward's dH). */
+static int h_over_budget(const Model *m) {
+    size_t buf = (size_t)m->B * m->cfg.T * m->cfg.F * sizeof(float);
+    size_t bytes = (size_t)(h_held(m) + m->n_free) * buf + mlp_sparse_bytes(m->mlp);
+    return bytes > (size_t)(m->cfg.L + 1) * buf;
+}
+
+/* Free spare buffers beyond `keep` (at least one stays), and beyond the budget. */
+static void h_fit(Model *m, int keep) {
+    while (m->n_free > 1 && (m->n_free > keep || h_over_budget(m)))
+        free(m->h_free[--m->n_free]);
+}
+
+static void h_give(Model *m, float *buf) {
+    if (m->n_free > m->cfg.L) die("internal error: the H pool holds more than L + 1 buffers");
+    m->h_free[m->n_free++] = buf;
+    h_fit(m, m->cfg.L + 1);
+}
+
+/* After a forward: keep one spare buffer, plus those the previous forward
+ * held beyond this one's while the budget allows (a layer that switches
+ * between the paths from step to step does not free and reallocate B·T·F
+ * floats each time); free the rest. */
+static void h_trim(Model *m) {
+    int held = h_held(m);
+    h_fit(m, 1 + (m->h_prev_held > held ? m->h_prev_held - held : 0));
+    m->h_prev_held = held;
+}
+
+static void h_free_all(Model *m) {
+    for (int l = 0; l < m->cfg.L; l++) free(m->h[l]);
+    while (m->n_free > 0) free(m->h_free[--m->n_free]);
+}
+
+const float *model_layer_h(const Model *m, int l) {
+    if (l < 0 || l >= m->cfg.L || !m->h[l])
+        die("model_layer_h: layer %d kept no post-activation values (set keep_h)", l);
+    return m->h[l];
 }
 
 void build_model(Model *m, const ModelSize *cfg, int B) {
@@ -156,6 +211,7 @@ void free_model(Model *m) {
     free(m->grads_memory);
     free(m->acts_memory);
     free(m->scratch);
+    h_free_all(m);
     free(m->seen_scratch);
     mlp_sparse_free(m->mlp);
     free(m->zero_bias);
@@ -214,7 +270,8 @@ static void block_forward(Model *m, int l, const float *residual, int nb,
     size_t ND = (size_t)m->B * T * d, NF = (size_t)m->B * T * F, Nn = (size_t)m->B * T;
     float *ln1 = a->ln1 + l * ND, *qkv = a->qkv + l * ND * 3, *atty = a->atty + l * ND;
     float *res2 = a->residual2 + l * ND, *ln2 = a->ln2 + l * ND;
-    float *fch = a->fch + l * NF, *res3 = a->residual3 + l * ND;
+    if (!m->h[l]) m->h[l] = h_take(m);
+    float *fch = m->h[l], *res3 = a->residual3 + l * ND;
     /* the fc output goes where the activation's backward will read it */
     float *pre = m->act->needs_pre ? a->fcpre + l * NF : fch;
     float *att_lse = a->att_lse + (size_t)l * m->B * c->h * T;
@@ -238,9 +295,14 @@ static void block_forward(Model *m, int l, const float *residual, int nb,
     const float *b_out = p->fcprojb ? p->fcprojb + l * d : NULL;
     ActiveList *lists = m->act->sparse_ok ? mlp_sparse_lists(m->mlp, l, N) : NULL;
     m->act->forward(fch, pre, b_in, nb, T, F, counts, stats, m->seen_scratch, lists);
-    if (sparse_layer(m, l, N))
+    if (lists) mlp_sparse_release(m->mlp, l);   /* auto gave up: the storage moves on */
+    if (sparse_layer(m, l, N)) {
         mlp_sparse_forward(m->mlp, l, tmp, p->fcprojw + (size_t)l * F * d, b_out, N, d);
-    else
+        if (!m->keep_h) {   /* nothing reads this H again: its values are in the lists */
+            h_give(m, m->h[l]);
+            m->h[l] = NULL;
+        }
+    } else
         matmul_forward_seq(tmp, fch, p->fcprojw + (size_t)l * F * d, b_out, nb, T, F, d);
     residual_forward(res3, res2, tmp, (size_t)N * d);
 }
@@ -272,6 +334,7 @@ double model_forward(Model *m, const uint16_t *tokens, int nb,
     else             /* logits[N][V] = lnf · wteᵀ (tied embedding) */
         matmul_forward_seq_t(a->logits, a->lnf, m->params.wte, nb, T, d, c->V);
     crossentropy_forward(a->logits, a->losses, tokens + 1, T + 1, nb, T, c->V);
+    h_trim(m);
     double sum = 0.0;
     for (int n = 0; n < N; n++) sum += a->losses[n];
     m->mean_loss = sum / N;
@@ -289,8 +352,7 @@ static void block_backward(Model *m, int l, const float *residual, int nb, float
     size_t ND = (size_t)m->B * T * d, NF = (size_t)m->B * T * F, Nn = (size_t)m->B * T;
     float *dbuf = m->scratch + (size_t)m->B * T * d;        /* [N][d] */
     float *dqkv = dbuf + (size_t)m->B * T * d;              /* [N][3d] */
-    float *dfch = dqkv + (size_t)m->B * T * 3 * d;          /* [N][F] */
-    float *fch = a->fch + l * NF;
+    float *fch = m->h[l];
     const float *pre = m->act->needs_pre ? a->fcpre + l * NF : NULL;
 
     /* MLP: residual3 = residual2 + proj(act(fc(ln2(residual2)))) */
@@ -302,11 +364,14 @@ static void block_backward(Model *m, int l, const float *residual, int nb, float
                             a->ln2 + l * ND, p->fcw + (size_t)l * d * F,
                             p->fcprojw + (size_t)l * F * d, N, d);
     } else {
+        if (!fch) die("internal error: layer %d has no H for the dense MLP backward", l);
+        float *dfch = h_take(m);   /* [N][F] */
         matmul_backward(dfch, g->fcprojw + (size_t)l * F * d, dfcprojb, dres, fch,
                         p->fcprojw + (size_t)l * F * d, N, F, d);
         m->act->backward(dfch, dfcb, dfch, fch, pre, N, F);
         matmul_backward(dbuf, g->fcw + (size_t)l * d * F, NULL, dfch, a->ln2 + l * ND,
                         p->fcw + (size_t)l * d * F, N, d, F);
+        h_give(m, dfch);
     }
     layernorm_backward(dres, g->ln2w + l * d, g->ln2b + l * d, dbuf, a->residual2 + l * ND,
                        p->ln2w + l * d, a->ln2_mean + l * Nn, a->ln2_rstd + l * Nn, N, d);

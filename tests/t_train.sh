@@ -91,6 +91,12 @@ for v in token_use_mean token_use_q seq_use_q batch_use; do
 done
 "$PY" "$ROOT/tests/dsread.py" same "$WORK/det1/dataset.nc" "$WORK/sp1/dataset.nc" loss \
     --rtol 1e-3 || fail "sparse losses drift from the dense run beyond 1e-3"
+# the held-out evaluation reads every layer's H (model_layer_h: the sparse
+# path keeps it for the evaluation): its step-0 spectra are dense's up to rounding
+for v in eval_loss eff_rank participation_ratio singular_values; do
+    "$PY" "$ROOT/tests/dsread.py" same "$WORK/det1/dataset.nc" "$WORK/sp1/dataset.nc" $v \
+        --steps 0:1 --rtol 1e-4 || fail "step-0 held-out $v of the sparse run differs from dense"
+done
 # ... but not bit for bit: otherwise the key did not reach the model
 if "$PY" "$ROOT/tests/dsread.py" same "$WORK/det1/dataset.nc" "$WORK/sp1/dataset.nc" loss \
     > /dev/null; then fail "mlp_kernel = sparse gave the dense run's bits: not in effect"; fi

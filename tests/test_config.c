@@ -278,6 +278,14 @@ static void test_choices(void) {
     c.optimizer = (OptimizerKind)-1;
     CHECK(config_validate(&c, err, sizeof err) == -1 && strstr(err, "key 'optimizer'"),
           "optimizer -1 set in code validated: %s", err);
+    base(&c);   /* the sparse MLP's lists hold 16-bit units */
+    c.sizes[0].F = MLP_SPARSE_MAX_F + 1;
+    CHECK(config_validate(&c, err, sizeof err) == 0, "F = 65537, dense: %s", err);
+    c.mlp_kernel = MLP_AUTO;
+    CHECK(config_validate(&c, err, sizeof err) == -1 && strstr(err, "key 'mlp_kernel'"),
+          "F = 65537 with mlp_kernel = auto validated: %s", err);
+    c.sizes[0].F = MLP_SPARSE_MAX_F;
+    CHECK(config_validate(&c, err, sizeof err) == 0, "F = 65536, auto: %s", err);
 }
 
 /* Changes one key's field in place (no validation): numbers +1, reals

@@ -190,6 +190,53 @@ static void model_run(Model *m, const uint16_t *tok, int B, int64_t *usage) {
     model_backward(m, tok, B, 1.0f / ((float)B * m->cfg.T));
 }
 
+/* The H pool (model.h): a layer on the sparse path gives its [N][F] buffer
+ * back unless keep_h is set; with it every layer's H is that of dense. */
+static void test_model_h(Model *ms3[3], const uint16_t *tok, int B, const char *label) {
+    const Model *md = ms3[0];
+    int L = md->cfg.L;
+    size_t NF = (size_t)B * md->cfg.T * md->cfg.F;
+    for (int k = 0; k < 3; k++) {
+        int held = 0, sparse = 0;
+        for (int l = 0; l < L; l++) {
+            held += ms3[k]->h[l] != NULL;
+            sparse += mlp_sparse_density(ms3[k]->mlp, l) >= 0;
+        }
+        CHECK(held == L - sparse, "%s kernel %d: %d layers hold an H, %d went dense", label, k,
+              held, L - sparse);
+        CHECK(ms3[k]->n_free == 1, "%s kernel %d: %d spare buffers, not 1", label, k,
+              ms3[k]->n_free);
+    }
+    {   /* auto holds lists for its sparse layers and one spare at most */
+        const Model *ma = ms3[2];
+        size_t rows = (size_t)B * ma->cfg.T, F = (size_t)ma->cfg.F, sparse = 0;
+        for (int l = 0; l < L; l++) sparse += mlp_sparse_density(ma->mlp, l) >= 0;
+        size_t most = (size_t)(MLP_SPARSE_CROSSOVER * (double)(rows * F)) + F + ACTIVE_LIST_SLACK;
+        size_t bound = (sparse + 1) * most * 6 + (size_t)L * (rows + 1) * 8;
+        CHECK(mlp_sparse_bytes(ma->mlp) <= bound, "%s: auto's lists hold %zu bytes, more than "
+              "%zu sparse layers and a spare (%zu)", label, mlp_sparse_bytes(ma->mlp), sparse,
+              bound);
+    }
+    for (int k = 1; k < 3; k++) {   /* an evaluation's forward: every H kept */
+        ms3[k]->keep_h = 1;
+        model_forward(ms3[k], tok, B, NULL, NULL, NULL);
+        ms3[k]->keep_h = 0;
+        for (int l = 0; l < L; l++) {
+            const float *h = model_layer_h(ms3[k], l), *hd = model_layer_h(md, l);
+            double e = rel_err(h, hd, NF);
+            /* layer 0's input is the dense one's: its H is identical */
+            CHECK(l > 0 ? e <= 1e-5 : !memcmp(h, hd, NF * 4), "%s kernel %d: layer %d H kept "
+                  "with keep_h differs from dense (relative %.3g)", label, k, l, e);
+        }
+        for (int r = 0; r < 2; r++) model_forward(ms3[k], tok, B, NULL, NULL, NULL);
+        int held = 0;
+        for (int l = 0; l < L; l++) held += ms3[k]->h[l] != NULL;
+        CHECK(ms3[k]->n_free == 1 && held + ms3[k]->n_free <= L + 1,
+              "%s kernel %d: after the evaluation %d buffers held, %d spare", label, k, held,
+              ms3[k]->n_free);
+    }
+}
+
 static void test_model(double shift, const char *label) {
     ModelSize ms = {"sp", 3, 48, 3, 200, 16, 37, .pos = POS_LEARNED};
     int B = 3;
@@ -237,6 +284,7 @@ static void test_model(double shift, const char *label) {
         printf("%s: layer %d density %.3f, auto %s\n", label, l, dens,
                auto_sparse ? "sparse" : "dense");
     }
+    test_model_h(ms3, tok, B, label);
     for (int k = 0; k < 3; k++) { free(u[k]); free_model(ms3[k]); }
 }
 
@@ -248,6 +296,7 @@ int main(void) {
         test_lists(1, 7, 1, 0.5, stats);
         test_lists(2, 3, 16, 0.99, stats);   /* nearly all active: auto gives up */
         test_lists(4, 4, 100, 0.01, stats);
+        test_lists(1, 8, MLP_SPARSE_MAX_F, 0.5, stats);   /* up to unit 65535 */
     }
     test_auto_limit();
     test_auto_early();

@@ -20,9 +20,8 @@ static void test_counts_match_activations(Model *m, uint16_t *tok) {
     size_t n = (size_t)ms.L * usage_stride(ms.F);
     int64_t *usage = xcalloc(n, sizeof *usage);
     model_forward(m, tok, B, usage, NULL, NULL);
-    size_t NF = (size_t)B * ms.T * ms.F;
     for (int l = 0; l < ms.L; l++) {
-        const float *a = m->acts.fch + l * NF;
+        const float *a = model_layer_h(m, l);
         UsageCounts u = usage_view(usage, l, ms.F);
         int64_t fire[64] = {0}, thist[64] = {0}, shist[64] = {0};
         for (int b = 0; b < B; b++) {
