@@ -13,7 +13,8 @@
  *
  * usage: bench_step_sparse CKPT TRAIN_GLOB L d h F T V B reps [paths]
  *   paths: comma-separated subset of dense,sparse,auto (default all three;
- *   one path alone is how bench/run.sh measures each one's peak memory).
+ *   one path alone is how bench/run.sh measures each one's peak memory:
+ *   then without the sgemm reference, whose buffers would count in it).
  *        bench_step_sparse --train K OUTDIR CKPT TRAIN_GLOB L d h F T V B
  *   trains K more steps from CKPT at batch B (auto kernels, lr 1e-3: a
  *   state further from the initial density than a brief B=16 training)
@@ -180,15 +181,22 @@ int main(int argc, char **argv) {
         if (on[k]) load_path(&p[k], (MlpKernel)k, ckpt, &s, B);
     uint16_t *tok = xmalloc((size_t)B * (s.T + 1) * sizeof *tok);
     int N = B * s.T;
-    float *ga = xaligned_alloc((size_t)N * s.d * 4), *gb = xaligned_alloc((size_t)s.d * s.F * 4);
-    float *gc = xaligned_alloc((size_t)N * s.F * 4);
-    for (size_t i = 0; i < (size_t)N * s.d; i++) ga[i] = (float)(i % 7) * 0.1f;
-    for (size_t i = 0; i < (size_t)s.d * s.F; i++) gb[i] = (float)(i % 5) * 0.1f;
+    /* the sgemm reference (its [N][F] output is as large as one layer's H):
+     * not with one path alone, whose run measures that path's peak memory */
+    int with_sgemm = n_on > 1;
+    float *ga = NULL, *gb = NULL, *gc = NULL;
+    if (with_sgemm) {
+        ga = xaligned_alloc((size_t)N * s.d * 4);
+        gb = xaligned_alloc((size_t)s.d * s.F * 4);
+        gc = xaligned_alloc((size_t)N * s.F * 4);
+        for (size_t i = 0; i < (size_t)N * s.d; i++) ga[i] = (float)(i % 7) * 0.1f;
+        for (size_t i = 0; i < (size_t)s.d * s.F; i++) gb[i] = (float)(i % 5) * 0.1f;
+    }
     double t[NPATH][MAX_REPS], sg[MAX_REPS], frac[NPATH][MAX_REPS];
     double x_sparse[MAX_REPS], x_auto[MAX_REPS], wall[NPATH][MAX_REPS], wx[MAX_REPS];
     double flops = model_flops_per_token(&s) * N;
     for (int r = -1; r < reps; r++) {   /* r = -1: warm-up (first touch, list growth) */
-        double f = sgemm_flops(N, s.F, s.d, ga, gb, gc);
+        double f = with_sgemm ? sgemm_flops(N, s.F, s.d, ga, gb, gc) : 0.0;
         if (sampler_fill(&smp, r + 1, 0, B, tok, err, sizeof err) != 0) die("%s", err);
         for (int j = 0; j < NPATH; j++) {
             int k = (j + (r < 0 ? 0 : r)) % NPATH;
@@ -198,7 +206,7 @@ int main(int argc, char **argv) {
             if (r >= 0) {
                 t[k][r] = cpu_now() - t0;
                 wall[k][r] = now_seconds() - w0;
-                frac[k][r] = flops / t[k][r] / f;
+                frac[k][r] = with_sgemm ? flops / t[k][r] / f : 0.0;
             }
         }
         if (r < 0) continue;

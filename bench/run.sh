@@ -252,16 +252,20 @@ CONF
     grep ' step [0-9]*/' "$WORK/wtrain.log" | tail -1 | sed 's/^/# last progress line: /'
     echo "RESULT steps=$steps"
 }
-rss_pair() {   # CKPT: peak RSS of a dense step and of a sparse step (separate processes)
+rss_pair() {   # CKPT: peak RSS of a dense, a sparse and an auto step (separate processes)
     local k kb=()
-    for k in dense sparse; do
+    for k in dense sparse auto; do
         kb+=("$( { /usr/bin/time -f 'RSS %M' "$BUILD/bench/bench_step_sparse" "$1" "$W_DATA" \
             "${W_ARGS[@]}" 1 "$k" >/dev/null; } 2>&1 | sed -n 's/^RSS //p')")
     done
-    if [ -z "${kb[0]}" ] || [ -z "${kb[1]}" ]; then echo "cannot measure peak memory"; return 1; fi
-    awk -v a="${kb[0]}" -v b="${kb[1]}" 'BEGIN {
-        printf "# peak RSS: dense step %.0f MB, sparse step %.0f MB (%.3fx)\n", a / 1024, b / 1024, b / a
-        printf "RESULT rss_dense_kb=%d rss_sparse_kb=%d rss_ratio=%.4f\n", a, b, b / a }'
+    if [ -z "${kb[0]}" ] || [ -z "${kb[1]}" ] || [ -z "${kb[2]}" ]; then
+        echo "cannot measure peak memory"; return 1
+    fi
+    awk -v a="${kb[0]}" -v b="${kb[1]}" -v c="${kb[2]}" 'BEGIN {
+        printf "# peak RSS: dense step %.0f MB, sparse %.0f MB (%.3fx), auto %.0f MB (%.3fx)\n",
+            a / 1024, b / 1024, b / a, c / 1024, c / a
+        printf "RESULT rss_dense_kb=%d rss_sparse_kb=%d rss_auto_kb=%d rss_ratio=%.4f rss_auto_ratio=%.4f\n",
+            a, b, c, b / a, c / a }'
 }
 sparse_group() {
     run mlp W 900 "$BUILD/bench/bench_mlp" 8192 64 2048 "$W_REPS" 0.5 0.2 0.1 0.05 0.02

@@ -392,6 +392,10 @@ def report_sparse(work):
                    " %.3f× %s (≤ 1.10)" % (rs["rss_dense_kb"] / 1024, rs["rss_sparse_kb"] / 1024,
                                            rs["rss_ratio"],
                                            verdict(rs["rss_ratio"] <= W_TARGETS["rss"])))
+    if "rss_auto_ratio" in rs:
+        out.append("- peak memory of the auto step: %.0f MB: %.3f× %s (≤ 1.10)"
+                   % (rs["rss_auto_kb"] / 1024, rs["rss_auto_ratio"],
+                      verdict(rs["rss_auto_ratio"] <= W_TARGETS["rss"])))
     print("\n".join(out))
 
 
