@@ -36,7 +36,7 @@ typedef enum { MLP_DENSE = 0, MLP_SPARSE = 1, MLP_AUTO = 2 } MlpKernel;
  * entries / (N·F)) is at most this. Measured on this machine with
  * bench/bench_mlp.c (docs/performance.md, "Sparse MLP"): at the study
  * geometry the sparse MLP (forward + backward) equals the dense one at about
- * 30-40% density; 0.25 keeps a margin for the noise of that measurement. */
+ * 45-50% density; 0.40 keeps a margin for the noise of that measurement. */
 #define MLP_SPARSE_CROSSOVER 0.40
 
 /* Entries written past the end of a list by one vector store (the fused
