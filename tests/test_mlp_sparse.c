@@ -135,6 +135,31 @@ static void test_auto_early(void) {
     }
 }
 
+/* the lists follow the need down: after a dense step and a sparse one they
+ * are cut to 25% above the sparse step's entries, and still build right */
+static void test_lists_shrink(void) {
+    enum { N = 256, F = 2048 };
+    float *pre = xaligned_alloc((size_t)N * F * 4), *act = xaligned_alloc((size_t)N * F * 4);
+    float bias[F] = {0};
+    MlpSparse *sp = mlp_sparse_create(MLP_SPARSE, 1, N, F, 16);
+    size_t bytes[3];
+    for (int round = 0; round < 3; round++) {   /* 50%, then 1% twice */
+        for (size_t i = 0; i < (size_t)N * F; i++)
+            pre[i] = (round == 0 ? i % 2 == 0 : i % 100 == 0) ? 1.0f : -1.0f;
+        relu_count_forward_lists(act, pre, bias, 1, N, F, NULL, NULL, NULL,
+                                 mlp_sparse_lists(sp, 0, N));
+        CHECK(mlp_sparse_active(sp, 0, N) &&
+              fabs(mlp_sparse_density(sp, 0) - (round == 0 ? 0.5 : 0.01)) < 1e-3,
+              "shrink round %d: density %.4f", round, mlp_sparse_density(sp, 0));
+        bytes[round] = mlp_sparse_bytes(sp);
+    }
+    /* round 1 built in the 50% lists; round 2 in lists cut to 65536 entries */
+    CHECK(bytes[1] == bytes[0] && bytes[2] < bytes[0] / 3, "lists not cut to the need: %zu, "
+          "%zu, %zu bytes", bytes[0], bytes[1], bytes[2]);
+    mlp_sparse_free(sp);
+    free(pre); free(act);
+}
+
 /* ---- the kernels against the dense layers ---- */
 static void test_kernels(int N, int d, int F, double rho, int portable) {
     size_t ND = (size_t)N * d, NF = (size_t)N * F, DF = (size_t)d * F;
@@ -300,6 +325,7 @@ int main(void) {
     }
     test_auto_limit();
     test_auto_early();
+    test_lists_shrink();
     static const int shapes[][3] = {{64, 64, 256}, {37, 24, 100}, {50, 80, 33}, {9, 16, 17},
                                     {20, 130, 70}};
     static const double rhos[] = {0.5, 0.1, 0.01};
