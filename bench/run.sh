@@ -36,10 +36,11 @@
 #   step      build/bench/bench_step_sparse: whole training steps from that
 #             state, dense / sparse / auto alternating, against sgemm;
 #   rss       the same program with one path alone under /usr/bin/time:
-#             peak memory of the dense and the sparse step;
+#             peak memory of the dense, the sparse and the auto step;
 #   wtorch    bench/torch_ref.py at the geometry (real windows of the corpus).
-# Then bench/table.py prints the table (also left in build/bench/table.md;
-# the programs' raw outputs in build/bench/last/).
+# Then bench/table.py prints the table and, for W, bench/amdahl.py the bound
+# of the whole step (also left in build/bench/table.md; the programs' raw
+# outputs in build/bench/last/).
 #
 # Environment: BENCH_SIZES (default "S M P W"), BENCH_QUICK=1 (fewer
 # repetitions), BENCH_KEEP=1 (keep the work folder), BIN, BUILD.
@@ -341,6 +342,10 @@ LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "$(getconf _NPROCESSORS_ONLN) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)); OpenBLAS core $CORE ($CORE_NOTE); one thread per rank; load average $LOAD0 before, $LOAD1 after; $(( $(date +%s) - START )) s."
     echo
     BENCH_SIZES="$SIZES" "$PY" bench/table.py report "$WORK"
+    if [ -f "$WORK/W.step.out" ] && [ -f "$WORK/W.mlp.out" ]; then
+        echo; echo "W, the Amdahl bound of the whole step (bench/amdahl.py):"; echo
+        "$PY" bench/amdahl.py "$WORK" 2>&1 | sed 's/^/    /'
+    fi
 } | tee "$BUILD/bench/table.md"
 # the raw outputs, to re-render the table: BENCH_SIZES=... bench/table.py report build/bench/last
 rm -rf "$BUILD/bench/last" && mkdir -p "$BUILD/bench/last" && cp "$WORK"/*.out "$BUILD/bench/last/"
