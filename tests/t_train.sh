@@ -87,7 +87,7 @@ for v in loss grad_norm token_use_mean seq_use_q batch_use dead_frac turned_off 
 done
 for v in token_use_mean token_use_q seq_use_q batch_use; do
     "$PY" "$ROOT/tests/dsread.py" same "$WORK/det1/dataset.nc" "$WORK/sp1/dataset.nc" $v \
-        --steps 0:1 || fail "step-0 $v of the sparse run differs from the dense run"
+        --size 0 --seed 0 --steps 0:1 || fail "step-0 $v of the sparse run differs from the dense run"
 done
 "$PY" "$ROOT/tests/dsread.py" same "$WORK/det1/dataset.nc" "$WORK/sp1/dataset.nc" loss \
     --rtol 1e-3 || fail "sparse losses drift from the dense run beyond 1e-3"
@@ -95,7 +95,8 @@ done
 # path keeps it for the evaluation): its step-0 spectra are dense's up to rounding
 for v in eval_loss eff_rank participation_ratio singular_values; do
     "$PY" "$ROOT/tests/dsread.py" same "$WORK/det1/dataset.nc" "$WORK/sp1/dataset.nc" $v \
-        --steps 0:1 --rtol 1e-4 || fail "step-0 held-out $v of the sparse run differs from dense"
+        --size 0 --seed 0 --steps 0:1 --rtol 1e-4 ||
+        fail "step-0 held-out $v of the sparse run differs from dense"
 done
 # ... but not bit for bit: otherwise the key did not reach the model
 if "$PY" "$ROOT/tests/dsread.py" same "$WORK/det1/dataset.nc" "$WORK/sp1/dataset.nc" loss \
