@@ -15,6 +15,7 @@ the dense path (it stays near 40-48% density) and X.W1 dense by design:
   bound      T_rest + T_mlp_dense + (L-1) x (T_XW1 + T_relu+lists)
              (the sparse projection and backward of layers 1.. for free)
   estimate   T_rest + T_mlp_dense + sum_l T_mlp_sparse(rho_l)
+             (and with layer 0 sparse when auto takes it, rho_0 <= 0.40)
   all sparse T_rest + L x (T_XW1 + T_relu+lists)   (layer 0 too, for free)
 """
 import math
@@ -106,12 +107,16 @@ def main():
     T_rest = T_d - L * t_dense_layer
     bound = T_rest + t_dense_layer + (L - 1) * (t_x + t_r)
     est = T_rest + t_dense_layer + sum(interp(xs, sp, r) for r in dens[1:] if r > 0)
+    # every layer on the path auto takes (layer 0 sparse when at most 0.40)
+    est_auto = T_rest + sum(interp(xs, sp, r) if 0 <= r <= 0.40 else t_dense_layer
+                            for r in dens)
     allsp = T_rest + L * (t_x + t_r)
     print("dense step %.1f ms; dense MLP layer %.1f ms (X.W1 %.1f, ReLU+lists %.1f in the "
           "sparse path); T_rest %.1f ms (%.0f%%)" % (T_d, t_dense_layer, t_x, t_r, T_rest,
                                                    100 * T_rest / T_d))
     print("densities " + " ".join("%.3f" % r for r in dens))
     for name, t in (("estimate at these densities, layer 0 dense", est),
+                    ("estimate, each layer on auto's path", est_auto),
                     ("bound, layer 0 dense, sparse work free", bound),
                     ("bound, every layer sparse and free", allsp)):
         print("%-45s %7.1f ms = %.2fx dense" % (name, t, T_d / t))
