@@ -88,6 +88,9 @@ int mlp_sparse_active(const MlpSparse *s, int l, int rows);
  * next layer without storage builds in (the larger of the two is kept, the
  * other freed): auto holds lists for its sparse layers plus one spare. */
 void mlp_sparse_release(MlpSparse *s, int l);
+/* Free every layer's lists and the spare (no layer is sparse until its
+ * next build): a forward that runs dense everywhere gives their memory back. */
+void mlp_sparse_drop(MlpSparse *s);
 /* Bytes the lists hold now (every layer's and the spare's). */
 size_t mlp_sparse_bytes(const MlpSparse *s);
 /* Density of layer l in its last forward (entries / (rows·F)), or -1 if

@@ -122,7 +122,9 @@ typedef struct {
     float *h[MAX_LAYERS];
     float *h_free[MAX_LAYERS + 1];
     int n_free, h_prev_held;
-    int keep_h;            /* 1: every layer keeps its H (readers of model_layer_h) */
+    int keep_h;            /* 1 (an evaluation, no backward follows): every layer takes
+                            * the dense path and keeps its H (readers of model_layer_h),
+                            * and the active lists are freed for it (mlp_sparse_drop) */
 } Model;
 
 /* Allocate for cfg and batch B (sequences per replica); parameters zeroed. */
@@ -150,7 +152,9 @@ double model_forward(Model *m, const uint16_t *tokens, int nb,
                      int64_t *usage, float *premax, double *presum);
 
 /* Layer l's H [nb·T][F] of the last forward: every layer's when keep_h is
- * set; without it a layer that took the sparse MLP path has none (dies). */
+ * set (the forward was then dense everywhere: the H and the outputs are the
+ * dense path's bits); without it a layer that took the sparse MLP path has
+ * none (dies). */
 const float *model_layer_h(const Model *m, int l);
 
 /* Backward of the last forward. grad_scale = 1/(global tokens), so that

@@ -70,7 +70,7 @@ void evaluate_tokens(Model *m, Comm *comm, const uint16_t *tokens, int count,
     double *loss_mine = xmalloc(((size_t)count + 1) * sizeof *loss_mine);
     double *loss_all = xmalloc(((size_t)n_seq_total + 1) * sizeof *loss_all);
     int keep_h = m->keep_h;
-    m->keep_h = 1;   /* the spectra and the selectivity read every layer's H */
+    m->keep_h = 1;   /* the spectra and the selectivity read every layer's H: dense path */
     for (int done = 0; done < count; done += m->B) {
         int nb = count - done < m->B ? count - done : m->B;
         model_forward(m, tokens + (size_t)done * (T + 1), nb, usage, NULL, NULL);

@@ -142,6 +142,20 @@ void mlp_sparse_release(MlpSparse *s, int l) {
     }
 }
 
+void mlp_sparse_drop(MlpSparse *s) {
+    if (!s) return;
+    for (int l = 0; l < s->L; l++) {
+        ActiveList *a = &s->lists[l];
+        free(a->unit);
+        free(a->val);
+        a->unit = NULL; a->val = NULL; a->cap = 0;
+        a->complete = 0;
+    }
+    free(s->spare.unit);
+    free(s->spare.val);
+    s->spare.unit = NULL; s->spare.val = NULL; s->spare.cap = 0;
+}
+
 size_t mlp_sparse_bytes(const MlpSparse *s) {
     if (!s) return 0;
     size_t entries = s->spare.cap + (s->spare.cap ? ACTIVE_LIST_SLACK : 0);

@@ -293,15 +293,13 @@ static void block_forward(Model *m, int l, const float *residual, int nb,
      * which also builds the sparse MLP path's per-token lists of active units) */
     const float *b_in = p->fcb ? p->fcb + (size_t)l * F : m->zero_bias;
     const float *b_out = p->fcprojb ? p->fcprojb + l * d : NULL;
-    ActiveList *lists = m->act->sparse_ok ? mlp_sparse_lists(m->mlp, l, N) : NULL;
+    ActiveList *lists = m->act->sparse_ok && !m->keep_h ? mlp_sparse_lists(m->mlp, l, N) : NULL;
     m->act->forward(fch, pre, b_in, nb, T, F, counts, stats, m->seen_scratch, lists);
     if (lists) mlp_sparse_release(m->mlp, l);   /* auto gave up: the storage moves on */
     if (sparse_layer(m, l, N)) {
         mlp_sparse_forward(m->mlp, l, tmp, p->fcprojw + (size_t)l * F * d, b_out, N, d);
-        if (!m->keep_h) {   /* nothing reads this H again: its values are in the lists */
-            h_give(m, m->h[l]);
-            m->h[l] = NULL;
-        }
+        h_give(m, m->h[l]);   /* nothing reads this H again: its values are in the lists */
+        m->h[l] = NULL;
     } else
         matmul_forward_seq(tmp, fch, p->fcprojw + (size_t)l * F * d, b_out, nb, T, F, d);
     residual_forward(res3, res2, tmp, (size_t)N * d);
@@ -314,6 +312,7 @@ double model_forward(Model *m, const uint16_t *tokens, int nb,
     int T = c->T, d = c->d, F = c->F, L = c->L, N = nb * T;
     size_t ND = (size_t)m->B * T * d;
     if (nb > m->B) die("model_forward: %d sequences exceed the allocated %d", nb, m->B);
+    if (m->keep_h) mlp_sparse_drop(m->mlp);   /* dense everywhere: the lists' memory back */
     encoder_forward(a->encoded, tokens, T + 1, m->params.wte, m->params.wpe, nb, T, d);
     for (int l = 0; l < L; l++) {
         const float *residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * ND;
