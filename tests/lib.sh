@@ -5,6 +5,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RS=$ROOT/${BIN:-bin}/reluscope
+export RELUSCOPE=$RS   # the binary under test, for the Python checks (check_dataset.py)
 PY=/usr/bin/python3
 WORK=$(mktemp -d /tmp/reluscope-t.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
