@@ -5,9 +5,10 @@
                                     --write-sample: layout, names, attributes, values
   check_dataset.py same FILE1 FILE2 every variable of the root group and of every
                                     snapshot group equal (a merge vs a direct write)
-  check_dataset.py live FILE PID    read FILE again and again while process PID
-                                    (test_ncout --live) writes it: every read works
-                                    and shows right values (or fill past its end)
+  check_dataset.py live FILE DONE   read FILE again and again until the file DONE
+                                    exists (test_ncout --live writes FILE meanwhile):
+                                    every read works and shows right values (or fill
+                                    past its end); DONE.ready says it has started
 
 The variables (names, dimensions, types, units, long names) come from the
 program's own table: `reluscope schema --json` (the binary is $RELUSCOPE,
@@ -162,19 +163,16 @@ def same(a, b):
     print(f"same: {a} == {b} (root series and {len(groups_of(a))} snapshot groups)")
 
 
-def live(path, pid):
+def live(path, done):
+    """Read PATH until the file DONE exists; DONE.ready is created first, so
+    that the test starts the writer only once this reader is up (a loaded
+    machine could otherwise finish the writer before Python has imported)."""
     import os
     import time
 
-    def alive():
-        try:
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
-
+    open(done + ".ready", "w").close()
     reads = 0
-    while alive():
+    while not os.path.exists(done):
         try:
             with xr.open_dataset(path) as ds:
                 loss = ds["loss"].values
@@ -208,7 +206,7 @@ def main():
     elif len(sys.argv) == 4 and sys.argv[1] == "same":
         same(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "live":
-        live(sys.argv[2], int(sys.argv[3]))
+        live(sys.argv[2], sys.argv[3])
     else:
         print(__doc__)
         sys.exit(2)

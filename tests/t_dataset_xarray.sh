@@ -15,9 +15,12 @@ grep -q 'step = UNLIMITED' "$WORK/header.txt" || fail "ncdump does not see an un
 
 # --- reading while a job writes: every read works (the writer never writes
 # the file named PATH, nor a copy a reader still holds)
-"$T" --live "$WORK/live.nc" & writer=$!
-"$PY" "$ROOT/tests/check_dataset.py" live "$WORK/live.nc" "$writer" || fail "reading a live dataset"
-wait "$writer" || fail "the live writer failed"
+"$PY" "$ROOT/tests/check_dataset.py" live "$WORK/live.nc" "$WORK/live.done" & reader=$!
+for _ in $(seq 600); do [ -e "$WORK/live.done.ready" ] && break; sleep 0.1; done
+[ -e "$WORK/live.done.ready" ] || fail "the live reader did not start"
+"$T" --live "$WORK/live.nc" || fail "the live writer failed"
+touch "$WORK/live.done"
+wait "$reader" || fail "reading a live dataset"
 
 # --- merge: the halves (one size each) give the direct write of both
 "$RS" merge --help > "$WORK/help.txt" && grep -q "usage: reluscope merge" "$WORK/help.txt" \
