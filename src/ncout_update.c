@@ -229,6 +229,7 @@ typedef struct {
 } Replay;
 
 static void consume(Replay *r, size_t n) {
+    if (n == 0) return;   /* buf.p may still be NULL (memmove's arguments must not be) */
     memmove(r->buf.p, r->buf.p + n, r->buf.len - n);
     r->buf.len -= n;
     r->at += n;
