@@ -37,7 +37,11 @@ for how in rewrite truncate; do
     fi
     wait $pid; rc=$?
     set -e
-    one_error "$WORK/d/train_000000.bin: the shard changed while in use"
+    # a truncation is seen by the size check or by the short read itself, whichever
+    # comes first: either way one line naming the shard
+    one_error "$WORK/d/train_000000.bin: "
+    grep -qE "the shard changed while in use|shorter than when it was opened" "$WORK/err.log" \
+        || fail "$how: $(cat "$WORK/err.log")"
 done
 
 # --- FIFOs where a regular file is expected: refused at once, never waited on
