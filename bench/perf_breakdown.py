@@ -39,7 +39,8 @@ OWN = [  # (function, part) for samples not in a GEMM
     ("relu_inplace", "bias+ReLU+counting (fused)"), ("relu_copy", "bias+ReLU+counting (fused)"),
     ("relu_count_forward", "bias+ReLU+counting (fused)"),
     ("relu_backward", "ReLU backward + fc bias grad"),
-    ("matmul_forward", "bias add (linear fwd)"), ("matmul_backward", "bias grad (linear bwd)"),
+    ("matmul_forward", "bias add (linear fwd)"), ("matmul_forward_seq", "bias add (linear fwd)"),
+    ("matmul_backward", "bias grad (linear bwd)"),
     ("optimizer_step", "grad norm, clip, AdamW"), ("adamw_tensor", "grad norm, clip, AdamW"),
     ("grad_norm", "grad norm, clip, AdamW"), ("clip_factor", "grad norm, clip, AdamW"),
     ("residual_forward", "residual add, embedding"), ("encoder_forward", "residual add, embedding"),
@@ -111,7 +112,10 @@ def classify(frames, lines, exe):
         for i, s in enumerate(syms):
             if s in ("attention_forward", "attention_backward"):
                 return "GEMM attention QK^T, PV (%s)" % ("fwd" if s == "attention_forward" else "bwd")
-            if s in ("matmul_forward", "matmul_backward"):
+            if s == "matmul_forward_seq_t":   # only the tied logits multiply by a transpose
+                return "GEMM logits (tied wte)"
+            # matmul_forward is inlined into matmul_forward_seq (one sgemm a sequence)
+            if s in ("matmul_forward", "matmul_backward", "matmul_forward_seq"):
                 caller = frames[i + 1] if i + 1 < len(frames) else None
                 w = lines.weight(caller[0]) if caller and os.path.basename(caller[2]) == exe else "linear layer (unidentified)"
                 return "GEMM " + w

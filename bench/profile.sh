@@ -36,6 +36,7 @@ for s in "${@:-M P}"; do
             S) args=(4 128 4 512 128 256 16) ;;
             M) args=(6 256 8 1024 256 4096 16) ;;
             P) args=(6 512 8 4096 256 4096 32) ;;
+            W) args=(6 64 4 2048 64 4096 128) ;;   # the study geometry (dense path)
             *) echo "profile.sh: unknown size $size" >&2; exit 2 ;;
         esac
         steps=${PROFILE_STEPS:-$(case $size in S) echo 20 ;; M) echo 2 ;; *) echo 1 ;; esac)}
