@@ -42,6 +42,7 @@ import json
 import struct
 import zlib
 import argparse
+import ctypes
 import math
 import os
 import statistics
@@ -298,6 +299,23 @@ def model_flops_per_token(L, d, F, T, V):
     return 3.0 * (L * per_layer + 2.0 * d * V)
 
 
+def keep_freed_memory():
+    """Keep freed tensors' memory in the process (glibc: no mmap, no trim).
+    PyTorch's CPU allocator hands every large tensor back to glibc, which by
+    default returns it to the system (munmap) and takes it again the next step:
+    each step then touches fresh pages, and on this benchmark's VM, where a page
+    fault is expensive, that made the W step 9.8 s instead of 1.9 s (relu,
+    copies and softmaxes at under 1 GB/s). reluscope keeps its buffers from
+    step to step, so the comparison is fair only with the same here."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    libc.mallopt(M_MMAP_MAX, 0)
+    libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--compare":
         torch.set_num_threads(1)
@@ -312,6 +330,7 @@ def main():
     ap.add_argument("--dead-window", type=int, default=100)
     ap.add_argument("--variant", default="", help='e.g. "pos=rope act=relu2" (docs/model.md)')
     a = ap.parse_args()
+    keep_freed_memory()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     L, d, h, F, T, V, B = a.L, a.d, a.h, a.F, a.T, a.V, a.B
